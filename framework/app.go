@@ -1,0 +1,371 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports"
+)
+
+// App is a message-driven service: handlers registered on topics, run on the
+// transport that config chooses, with graceful shutdown.
+//
+// The App consumes with its own small loop over Watermill subscribers rather
+// than Watermill's message.Router, because the router cannot do what a
+// production consumer needs: it has no per-handler concurrency (watermill
+// issues #374, #547, #558), it closes a handler's publisher while the
+// handler may still be running (#446), its Close blocks for the whole
+// timeout when it never ran (#697), and it cancels handler contexts as soon
+// as shutdown begins. Handlers and middleware are Watermill's own types
+// (message.HandlerFunc, message.HandlerMiddleware), so Watermill middleware
+// plugs in unchanged.
+//
+// Delivery is at least once: a message is acked only after its handler (and
+// its middleware) returned nil and the messages it published were sent;
+// otherwise it is nacked and the transport delivers it again.
+type App struct {
+	cfg       *Config
+	logger    *slog.Logger
+	transport transports.Transport
+	publisher message.Publisher
+	codec     Codec
+
+	middleware []message.HandlerMiddleware
+	observers  []Observer
+	handlers   []*handler
+	names      map[string]bool
+	regErrs    []error
+
+	mu          sync.Mutex
+	state       state
+	subscribers []message.Subscriber
+
+	handlerCtx     context.Context // parent of every delivery; cancelled after the drain timeout
+	cancelHandlers context.CancelFunc
+	subCtx         context.Context // subscriptions; cancelled after the drain
+	cancelSubs     context.CancelFunc
+	stopIntake     chan struct{}
+	loops          sync.WaitGroup
+	inFlight       atomic.Int64
+	fatal          chan error
+	started        chan struct{}
+	stopped        chan struct{}
+	stopErr        error
+}
+
+type state int
+
+const (
+	stateNew state = iota
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+// New returns an App that consumes from and publishes to tr, configured by
+// cfg (see Load) and logging to logger, which gets the service name as an
+// attribute. The App owns tr from now on: Stop closes it.
+func New(cfg *Config, logger *slog.Logger, tr transports.Transport) (*App, error) {
+	switch {
+	case cfg == nil:
+		return nil, errors.New("framework.New: nil config")
+	case tr == nil:
+		return nil, errors.New("framework.New: nil transport")
+	case logger == nil:
+		return nil, errors.New("framework.New: nil logger")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{
+		cfg:        cfg,
+		logger:     logger.With(slog.String("service", cfg.Service.Name)),
+		transport:  tr,
+		publisher:  tr.Publisher(),
+		codec:      JSON{},
+		names:      map[string]bool{},
+		stopIntake: make(chan struct{}),
+		fatal:      make(chan error, 1),
+		started:    make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
+	a.handlerCtx, a.cancelHandlers = context.WithCancel(context.Background())
+	a.subCtx, a.cancelSubs = context.WithCancel(context.Background())
+	return a, nil
+}
+
+// Config returns the App's configuration. It must not be modified.
+func (a *App) Config() *Config { return a.cfg }
+
+// Logger returns the App's logger, which carries the service name.
+func (a *App) Logger() *slog.Logger { return a.logger }
+
+// Publisher returns the transport's publisher, for raw Watermill messages.
+// Messages sent through it bypass the envelope; prefer App.Publish and
+// App.PublishMessage.
+func (a *App) Publisher() message.Publisher { return a.publisher }
+
+// SetCodec replaces the JSON codec for everything the App publishes and
+// decodes. Call it before registering handlers.
+func (a *App) SetCodec(c Codec) { a.codec = c }
+
+// Use adds Watermill middleware around every handler; the first one given is
+// the outermost. Call it before Start.
+func (a *App) Use(m ...message.HandlerMiddleware) { a.middleware = append(a.middleware, m...) }
+
+// Observe adds an observer that is told about every handled message. Call it
+// before Start.
+func (a *App) Observe(o Observer) { a.observers = append(a.observers, o) }
+
+func (a *App) register(name, topic string, fn message.HandlerFunc, opts []HandlerOption) {
+	h := &handler{app: a, name: name, topic: topic, concurrency: a.cfg.Handlers.Concurrency, fn: fn}
+	if name != "" {
+		h.group = a.cfg.Service.Name + "." + name
+	}
+	for _, opt := range opts {
+		opt(h)
+	}
+	var problems []string
+	switch {
+	case name == "":
+		problems = append(problems, "empty handler name")
+	case a.names[name]:
+		problems = append(problems, "a handler with this name is already registered")
+	}
+	if topic == "" {
+		problems = append(problems, "empty topic")
+	}
+	if fn == nil {
+		problems = append(problems, "nil handler function")
+	}
+	if h.concurrency < 1 || h.concurrency > MaxConcurrency {
+		problems = append(problems, fmt.Sprintf("concurrency %d: must be between 1 and %d", h.concurrency, MaxConcurrency))
+	}
+	if h.group == "" && name != "" {
+		problems = append(problems, "empty consumer group")
+	}
+	for _, p := range problems {
+		a.regErrs = append(a.regErrs, fmt.Errorf("handler %q (topic %q): %s", name, topic, p))
+	}
+	a.names[name] = true
+	a.handlers = append(a.handlers, h)
+}
+
+// Start subscribes every handler and starts consuming; it returns once all
+// subscriptions are open, so a message published after Start returns is
+// handled. ctx bounds only the start itself. Registration errors, and a
+// transport that cannot subscribe, are returned (after undoing what was
+// started).
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	if a.state != stateNew {
+		a.mu.Unlock()
+		return errors.New("framework: App.Start called twice or after Stop")
+	}
+	a.state = stateRunning
+	a.mu.Unlock()
+
+	if err := errors.Join(a.regErrs...); err != nil {
+		return errors.Join(err, a.Stop(context.Background()))
+	}
+	for _, h := range a.handlers {
+		if err := a.startHandler(ctx, h); err != nil {
+			return errors.Join(fmt.Errorf("start handler %q: %w", h.name, err), a.Stop(context.Background()))
+		}
+	}
+	close(a.started)
+	a.logger.Debug("effective configuration", slog.Any("config", a.cfg))
+	a.logger.Info("service started",
+		slog.Int("handlers", len(a.handlers)),
+		slog.String("transport", a.cfg.Transport.Kind))
+	return nil
+}
+
+func (a *App) startHandler(ctx context.Context, h *handler) error {
+	chain := message.HandlerFunc(h.deliver)
+	for i := len(h.middleware) - 1; i >= 0; i-- {
+		chain = h.middleware[i](chain)
+	}
+	for i := len(a.middleware) - 1; i >= 0; i-- {
+		chain = a.middleware[i](chain)
+	}
+	sub, err := a.transport.Subscriber(h.group)
+	if err != nil {
+		return fmt.Errorf("subscriber for group %q: %w", h.group, err)
+	}
+	a.mu.Lock()
+	a.subscribers = append(a.subscribers, sub)
+	a.mu.Unlock()
+	for i := 0; i < h.concurrency; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ch, err := sub.Subscribe(a.subCtx, h.topic)
+		if err != nil {
+			return fmt.Errorf("subscribe to %q: %w", h.topic, err)
+		}
+		a.loops.Add(1)
+		go a.consume(h, chain, ch)
+	}
+	a.logger.Info("handler started",
+		slog.String("handler", h.name), slog.String("topic", h.topic),
+		slog.String("group", h.group), slog.Int("concurrency", h.concurrency))
+	return nil
+}
+
+// Run starts the App and blocks until ctx is done or the process receives
+// SIGINT or SIGTERM, then shuts down gracefully (see Stop) and returns. It
+// returns nil after a clean shutdown, and an error if the App could not start,
+// a subscription ended unexpectedly (the broker went away for good), or the
+// shutdown had to abandon handlers. A second signal during shutdown cancels
+// the handlers' contexts at once instead of waiting for the drain timeout.
+func (a *App) Run(ctx context.Context) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.logger.Info("shutting down", slog.String("reason", context.Cause(ctx).Error()))
+	case sig := <-sigs:
+		a.logger.Info("shutting down", slog.String("reason", "signal "+sig.String()))
+	case runErr = <-a.fatal:
+		a.logger.Error("shutting down", slog.Any("error", runErr))
+	}
+	go func() {
+		select {
+		case sig := <-sigs:
+			a.logger.Warn("second signal: cancelling in-flight handlers now", slog.String("signal", sig.String()))
+			a.cancelHandlers()
+		case <-a.stopped:
+		}
+	}()
+	return errors.Join(runErr, a.Stop(context.Background()))
+}
+
+// Stop shuts the App down gracefully, like http.Server.Shutdown:
+//
+//  1. it stops taking new messages (a message received but not yet handed
+//     to a handler is nacked, so the broker delivers it again);
+//  2. it waits for in-flight handlers to finish, up to shutdown.timeout (or
+//     until ctx is done), without cancelling their contexts;
+//  3. if some are still running, it cancels their contexts and waits up to
+//     shutdown.cancel_grace more; a handler still running after that is
+//     abandoned, and its message, never acked, is delivered again later;
+//  4. it closes the subscribers, then the transport with its publisher —
+//     only now, so no handler ever publishes through a closed publisher.
+//
+// No message is acked unless its handler finished successfully. Stop on an
+// App that never started just closes the transport. Calling Stop again
+// waits for the first call and returns its result.
+func (a *App) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	switch a.state {
+	case stateStopping, stateStopped:
+		a.mu.Unlock()
+		<-a.stopped
+		return a.stopErr
+	case stateNew:
+		a.state = stateStopped
+		a.mu.Unlock()
+		a.stopErr = a.closeAll()
+		close(a.stopped)
+		return a.stopErr
+	}
+	a.state = stateStopping
+	a.mu.Unlock()
+
+	close(a.stopIntake)
+	drained := make(chan struct{})
+	go func() {
+		a.loops.Wait()
+		close(drained)
+	}()
+
+	var errs []error
+	if !a.wait(ctx, drained, a.cfg.Shutdown.Timeout) {
+		a.logger.Warn("drain timeout passed: cancelling in-flight handlers",
+			slog.Int64("in_flight", a.inFlight.Load()), slog.Duration("timeout", a.cfg.Shutdown.Timeout))
+		a.cancelHandlers()
+		if !a.wait(context.Background(), drained, a.cfg.Shutdown.CancelGrace) {
+			err := fmt.Errorf("shutdown: %d handlers still running %s after their contexts were cancelled; abandoned (their messages were not acked)",
+				a.inFlight.Load(), a.cfg.Shutdown.CancelGrace)
+			a.logger.Error("abandoning handlers", slog.Any("error", err))
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, a.closeAll())
+	a.cancelHandlers()
+
+	a.mu.Lock()
+	a.state = stateStopped
+	a.mu.Unlock()
+	a.stopErr = errors.Join(errs...)
+	close(a.stopped)
+	a.logger.Info("service stopped")
+	return a.stopErr
+}
+
+// wait reports whether done closed within d (and before ctx was done).
+func (a *App) wait(ctx context.Context, done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// closeAll ends the subscriptions, closes the subscribers and then the
+// transport (which closes its publisher).
+func (a *App) closeAll() error {
+	a.cancelSubs()
+	var errs []error
+	a.mu.Lock()
+	subs := a.subscribers
+	a.subscribers = nil
+	a.mu.Unlock()
+	for _, s := range subs {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close subscriber: %w", err))
+		}
+	}
+	if err := a.transport.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close transport: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// failed reports an error that ends Run.
+func (a *App) failed(err error) {
+	select {
+	case a.fatal <- err:
+	default: // one is enough to stop
+	}
+}
+
+// Started returns a channel that is closed once Start (or Run) has opened
+// every subscription: from then on, published messages reach the handlers on
+// every transport.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Codec returns the codec the App encodes and decodes payloads with.
+func (a *App) Codec() Codec { return a.codec }

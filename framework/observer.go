@@ -1,0 +1,33 @@
+package framework
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Observer is told about every message a handler finished with, after the
+// message was acked or nacked. The test harness records through it; metrics
+// and tracing can too. It is called on the consuming goroutine, so it must be
+// quick and safe for concurrent use.
+type Observer interface {
+	MessageHandled(Outcome)
+}
+
+// Outcome is what became of one delivery of one message.
+type Outcome struct {
+	// Handler is the handler's name, Topic and Group where it consumes.
+	Handler, Topic, Group string
+	// Message is the delivered message. Observers must not modify it.
+	Message *message.Message
+	// Err is nil if the message was acked, else why it was nacked.
+	Err error
+	// Duration is how long the handler and its middleware took.
+	Duration time.Duration
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Outcome)
+
+// MessageHandled calls f(o).
+func (f ObserverFunc) MessageHandled(o Outcome) { f(o) }

@@ -1,0 +1,111 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace"
+)
+
+// PublishOption adjusts a message before it is published.
+type PublishOption func(*message.Message)
+
+// WithKey sets the message's partition key: on transports that order by key
+// (memory, Kafka) messages with the same key are consumed in publish order,
+// one at a time per consumer group. Use the id of the entity the message is
+// about (an order id).
+func WithKey(key string) PublishOption {
+	return func(m *message.Message) { m.Metadata.Set(millrace.MetadataPartitionKey, key) }
+}
+
+// WithMetadata sets one metadata entry on the message.
+func WithMetadata(key, value string) PublishOption {
+	return func(m *message.Message) { m.Metadata.Set(key, value) }
+}
+
+// WithID sets the message's id instead of a new random one, for publishers
+// that need a stable id (for example to let consumers deduplicate).
+func WithID(id string) PublishOption {
+	return func(m *message.Message) { m.UUID = id }
+}
+
+// Publish encodes v with the App's codec and publishes it to topic, with the
+// envelope stamped on (see package millrace: type, correlation and causation
+// ids, publishing service and time).
+//
+// Called with a handler's context, Publish does not send at once: the
+// message is sent when the handler returns nil, before the handled message is
+// acked, and discarded if the handler fails — so a failed attempt publishes
+// nothing and a retried one does not publish twice. The message inherits the
+// handled message's correlation id and gets its id as causation id.
+//
+// Called with any other context, Publish sends at once and returns the
+// transport's error.
+func (a *App) Publish(ctx context.Context, topic string, v any, opts ...PublishOption) error {
+	if topic == "" {
+		return errors.New("publish: empty topic")
+	}
+	payload, err := a.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("publish %T to %s: encode: %w", v, topic, err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	msg.Metadata.Set(millrace.MetadataType, TypeName(v))
+	msg.Metadata.Set(millrace.MetadataContentType, a.codec.ContentType())
+	for _, opt := range opts {
+		opt(msg)
+	}
+	return a.PublishMessage(ctx, topic, msg)
+}
+
+// PublishMessage publishes a message built by the caller, stamping the
+// envelope entries it lacks. Like Publish, it defers sending to the end of a
+// successful handler when ctx is a handler's context.
+func (a *App) PublishMessage(ctx context.Context, topic string, msg *message.Message) error {
+	if topic == "" {
+		return errors.New("publish: empty topic")
+	}
+	a.stamp(ctx, msg)
+	if d := deliveryFrom(ctx); d != nil {
+		d.outbox = append(d.outbox, outgoing{topic: topic, msg: msg})
+		return nil
+	}
+	if err := a.publisher.Publish(topic, msg); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// stamp sets the envelope entries that msg lacks.
+func (a *App) stamp(ctx context.Context, msg *message.Message) {
+	md := msg.Metadata
+	if md == nil {
+		md = message.Metadata{}
+		msg.Metadata = md
+	}
+	if d := deliveryFrom(ctx); d != nil {
+		if md[millrace.MetadataCorrelationID] == "" {
+			corr := d.msg.Metadata[millrace.MetadataCorrelationID]
+			if corr == "" {
+				corr = d.msg.UUID
+			}
+			md[millrace.MetadataCorrelationID] = corr
+		}
+		if md[millrace.MetadataCausationID] == "" {
+			md[millrace.MetadataCausationID] = d.msg.UUID
+		}
+	} else if md[millrace.MetadataCorrelationID] == "" {
+		md[millrace.MetadataCorrelationID] = msg.UUID
+	}
+	if md[millrace.MetadataPublishedBy] == "" {
+		md[millrace.MetadataPublishedBy] = a.cfg.Service.Name
+	}
+	if md[millrace.MetadataPublishedAt] == "" {
+		md[millrace.MetadataPublishedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	}
+}

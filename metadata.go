@@ -1,0 +1,43 @@
+package millrace
+
+// The message envelope: Watermill metadata keys that every message published
+// through millrace carries. Transports map them onto broker headers (Kafka
+// record headers, AMQP headers, an SQL metadata column), so services written
+// in other languages can read and set them by these exact names.
+const (
+	// MetadataType is the message's type name (for example "OrderPlaced"),
+	// used to decode the payload and to skip messages of other types that
+	// share a topic.
+	MetadataType = "message_type"
+
+	// MetadataCorrelationID ties together every message of one business
+	// flow. A message published while another is handled inherits the
+	// handled message's correlation id; a message published from outside a
+	// handler starts a new flow with its own id. The value equals Watermill's
+	// middleware.CorrelationIDMetadataKey, so Watermill's CorrelationID
+	// middleware and millrace agree.
+	MetadataCorrelationID = "correlation_id"
+
+	// MetadataCausationID is the id of the message whose handling caused this
+	// one to be published. It is empty for messages published from outside
+	// a handler.
+	MetadataCausationID = "causation_id"
+
+	// MetadataPublishedBy is the name of the service that published the
+	// message (config key service.name).
+	MetadataPublishedBy = "published_by"
+
+	// MetadataPublishedAt is when the message was published, in RFC 3339
+	// format with nanoseconds, UTC.
+	MetadataPublishedAt = "published_at"
+
+	// MetadataPartitionKey is the key that orders messages: transports that
+	// promise order deliver messages with the same key to one consumer of a
+	// group at a time, in publish order (Kafka: the record key). Messages
+	// without a key carry no ordering promise.
+	MetadataPartitionKey = "partition_key"
+
+	// MetadataContentType is the media type of the payload ("application/json"
+	// for millrace's default codec).
+	MetadataContentType = "content_type"
+)

@@ -1,0 +1,180 @@
+package memory
+
+import (
+	"bytes"
+	"errors"
+	"maps"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace"
+)
+
+// ErrClosed is returned by Publish and Subscribe once the broker or the
+// subscriber has been closed.
+var ErrClosed = errors.New("memory: closed")
+
+var errNilMessage = errors.New("memory: publish: nil message")
+
+// Broker is an in-process message broker with consumer groups, retention,
+// delayed redelivery and per-key ordering (see the package doc for the exact
+// guarantees). It is the memory transport's publisher; subscribers come from
+// Subscriber.
+//
+// A Broker is safe for concurrent use. It keeps every group's unacked
+// messages in memory until they are acked, however long the group has no
+// consumer, like a durable queue.
+type Broker struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	mu          sync.RWMutex
+	closed      bool
+	topics      map[string]*topic
+	subscribers map[*Subscriber]struct{}
+}
+
+var _ message.Publisher = (*Broker)(nil)
+
+// New returns a broker configured by cfg, which must pass Validate; start
+// from DefaultConfig. A nil logger discards log lines.
+func New(cfg Config, logger watermill.LoggerAdapter) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Broker{
+		cfg:         cfg,
+		logger:      logger,
+		topics:      make(map[string]*topic),
+		subscribers: make(map[*Subscriber]struct{}),
+	}, nil
+}
+
+// Publish stores msgs on topic, in order, and returns without waiting for
+// any consumer. Every consumer group of the topic will receive each message
+// (groups created later receive it too while it is among the topic's last
+// Retention messages).
+//
+// The broker keeps a snapshot of each message (UUID, a copy of the payload,
+// a copy of the metadata): the caller may reuse or change msgs afterwards.
+// The message context is not carried to consumers. Publish returns ErrClosed
+// after Close.
+func (b *Broker) Publish(topic string, msgs ...*message.Message) error {
+	t, err := b.topic(topic)
+	if err != nil {
+		return err
+	}
+	if len(msgs) == 1 {
+		r, err := snapshot(msgs[0])
+		if err != nil {
+			return err
+		}
+		return t.publish(r)
+	}
+	rs := make([]*record, len(msgs))
+	for i, m := range msgs {
+		if rs[i], err = snapshot(m); err != nil {
+			return err
+		}
+	}
+	return t.publishAll(rs)
+}
+
+// snapshot copies what the broker keeps of m.
+func snapshot(m *message.Message) (*record, error) {
+	if m == nil {
+		return nil, errNilMessage
+	}
+	r := &record{
+		uuid:    m.UUID,
+		payload: bytes.Clone(m.Payload),
+		key:     m.Metadata[millrace.MetadataPartitionKey],
+	}
+	if len(m.Metadata) > 0 {
+		r.metadata = maps.Clone(m.Metadata)
+	}
+	return r, nil
+}
+
+// Subscriber returns a subscriber whose subscriptions consume as members of
+// consumer group group. Every group receives every message published to a
+// topic; within a group each message goes to one of the group's
+// subscriptions, across all Subscriber values of that group. Group "" makes
+// every Subscribe call a group of its own.
+//
+// After Close the returned subscriber is closed already.
+func (b *Broker) Subscriber(group string) *Subscriber {
+	s := newSubscriber(b, group)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		s.markClosed()
+		return s
+	}
+	b.subscribers[s] = struct{}{}
+	return s
+}
+
+// Close closes every subscriber the broker made (see Subscriber.Close),
+// stops all redelivery timers and drops every stored message. When Close
+// returns, no goroutine of the broker is left. Publish and Subscribe fail
+// with ErrClosed afterwards. Close is safe to call more than once.
+//
+// The Broker is also the transport's message.Publisher, so closing the
+// publisher closes the whole broker.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs := b.subscribers
+	topics := b.topics
+	b.subscribers, b.topics = nil, nil
+	b.mu.Unlock()
+
+	for s := range subs {
+		_ = s.Close()
+	}
+	for _, t := range topics {
+		t.close()
+	}
+	b.logger.Debug("memory broker closed", nil)
+	return nil
+}
+
+// topic returns the named topic, creating it on first use.
+func (b *Broker) topic(name string) (*topic, error) {
+	b.mu.RLock()
+	t, closed := b.topics[name], b.closed
+	b.mu.RUnlock()
+	if t != nil {
+		return t, nil
+	}
+	if closed {
+		return nil, ErrClosed
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if t = b.topics[name]; t == nil {
+		t = newTopic(name, &b.cfg)
+		b.topics[name] = t
+	}
+	return t, nil
+}
+
+// forget removes a closed subscriber from the broker's list.
+func (b *Broker) forget(s *Subscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.subscribers, s)
+}

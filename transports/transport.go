@@ -1,0 +1,147 @@
+package transports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace"
+)
+
+// Transport is an open connection to one broker.
+//
+// Every transport gives at-least-once delivery: a message is handed to a
+// consumer until one of them acks it. Nack means "deliver again later", never
+// "drop".
+type Transport interface {
+	// Publisher returns the transport's publisher. It is shared by the whole
+	// service, safe for concurrent use, and closed by Close, not by callers.
+	Publisher() message.Publisher
+
+	// Subscriber returns a subscriber whose subscriptions consume as members
+	// of consumer group group: every group receives every message published
+	// to a topic, and within one group each message goes to one of the
+	// group's subscriptions. Calling Subscribe several times on the returned
+	// subscriber, or on subscribers of the same group, shares the group's
+	// messages among those subscriptions. The subscriber is closed by the
+	// caller or, at the latest, by Close.
+	Subscriber(group string) (message.Subscriber, error)
+
+	// Close closes the publisher and every subscriber the transport made,
+	// and releases the connection. It is safe to call more than once.
+	Close() error
+}
+
+// Deps is what a transport may use besides its own config.
+type Deps struct {
+	// Logger receives the transport's log lines. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Kind describes one transport: how it is named in config, what its config
+// section looks like, and how it is opened.
+type Kind struct {
+	// Name is the value of transport.kind that selects this transport, and
+	// the name of its section under transport: in config.
+	Name string
+
+	// DefaultConfig returns a pointer to a new config struct for this kind,
+	// filled with defaults. The config loader decodes the kind's section
+	// into it (YAML tags name the keys), so it must be a pointer to a struct.
+	DefaultConfig func() any
+
+	// Open connects using cfg, a value returned by DefaultConfig and then
+	// decoded and validated.
+	Open func(ctx context.Context, cfg any, deps Deps) (Transport, error)
+}
+
+// Validator is implemented by config structs that can check themselves.
+// Keys in the ConfigErrors it returns are relative to the struct's section.
+type Validator interface {
+	Validate() error
+}
+
+// Registry holds the transport kinds a service can choose from. It is built
+// once at start and only read afterwards.
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// NewRegistry returns a registry of kinds. Two kinds with one name, or a kind
+// without name, config or Open function, is an error.
+func NewRegistry(kinds ...Kind) (*Registry, error) {
+	r := &Registry{kinds: make(map[string]Kind, len(kinds))}
+	for _, k := range kinds {
+		switch {
+		case k.Name == "":
+			return nil, errors.New("transports: kind with empty name")
+		case k.DefaultConfig == nil || k.Open == nil:
+			return nil, fmt.Errorf("transports: kind %q needs both DefaultConfig and Open", k.Name)
+		}
+		if _, dup := r.kinds[k.Name]; dup {
+			return nil, fmt.Errorf("transports: kind %q registered twice", k.Name)
+		}
+		r.kinds[k.Name] = k
+	}
+	return r, nil
+}
+
+// Names returns the names of the registered kinds, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.kinds))
+	for n := range r.kinds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// DefaultConfigs returns a new default config for every registered kind,
+// keyed by kind name: the sections that may appear under transport: in config.
+func (r *Registry) DefaultConfigs() map[string]any {
+	out := make(map[string]any, len(r.kinds))
+	for n, k := range r.kinds {
+		out[n] = k.DefaultConfig()
+	}
+	return out
+}
+
+// CheckKind returns a ConfigError for key transport.kind if name is not a
+// registered kind; the error lists the known kinds.
+func (r *Registry) CheckKind(name string) error {
+	if _, ok := r.kinds[name]; ok {
+		return nil
+	}
+	return &millrace.ConfigError{
+		Key:     "transport.kind",
+		Value:   name,
+		Problem: "unknown transport kind; known kinds: " + strings.Join(r.Names(), ", "),
+	}
+}
+
+// Open validates cfg (if it implements Validator) and opens the transport
+// that name selects. Validation errors carry keys prefixed with
+// "transport.<name>".
+func (r *Registry) Open(ctx context.Context, name string, cfg any, deps Deps) (Transport, error) {
+	if err := r.CheckKind(name); err != nil {
+		return nil, err
+	}
+	if v, ok := cfg.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, millrace.PrefixConfigKeys("transport."+name, err)
+		}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	tr, err := r.kinds[name].Open(ctx, cfg, deps)
+	if err != nil {
+		return nil, fmt.Errorf("open transport %q: %w", name, err)
+	}
+	return tr, nil
+}
