@@ -41,3 +41,38 @@ const (
 	// for millrace's default codec).
 	MetadataContentType = "content_type"
 )
+
+// Metadata the reliability middleware adds. The poison queue stamps the
+// poison_* keys on a message it sets aside; delayed retries carry the
+// attempt count in retry_attempts; a replay from the poison queue counts in
+// replay_count.
+const (
+	// MetadataPoisonReason is the error text of the last failure.
+	MetadataPoisonReason = "poison_reason"
+	// MetadataPoisonHandler is the handler that failed.
+	MetadataPoisonHandler = "poison_handler"
+	// MetadataPoisonTopic is the topic the message was consumed from: where
+	// a replay sends it back to.
+	MetadataPoisonTopic = "poison_topic"
+	// MetadataPoisonGroup is the consumer group of the failed handler.
+	MetadataPoisonGroup = "poison_group"
+	// MetadataPoisonService is the service whose handler failed.
+	MetadataPoisonService = "poison_service"
+	// MetadataPoisonAttempts is how many times the message was tried.
+	MetadataPoisonAttempts = "poison_attempts"
+	// MetadataPoisonFirstFailedAt and MetadataPoisonLastFailedAt bound the
+	// failures in time (RFC 3339, UTC).
+	MetadataPoisonFirstFailedAt = "poison_first_failed_at"
+	MetadataPoisonLastFailedAt  = "poison_last_failed_at"
+
+	// MetadataRetryAttempts is how many attempts were made before the message
+	// was scheduled for a delayed retry (carried across redeliveries).
+	MetadataRetryAttempts = "retry_attempts"
+	// MetadataRetryRounds is how many delayed retries the message has had.
+	MetadataRetryRounds = "retry_rounds"
+	// MetadataFirstFailedAt is when the message first failed (RFC 3339, UTC).
+	MetadataFirstFailedAt = "first_failed_at"
+	// MetadataReplayCount is how many times the message was replayed from
+	// the poison queue.
+	MetadataReplayCount = "replay_count"
+)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports"
 )
 
@@ -49,6 +52,8 @@ type App struct {
 	mu          sync.Mutex
 	state       state
 	subscribers []message.Subscriber
+	stores      map[string]middleware.DedupStore // shared dedup stores, by settings
+	closers     []func() error                   // store connections, closed last
 
 	handlerCtx     context.Context // parent of every delivery; cancelled after the drain timeout
 	cancelHandlers context.CancelFunc
@@ -119,8 +124,9 @@ func (a *App) Publisher() message.Publisher { return a.publisher }
 // decodes. Call it before registering handlers.
 func (a *App) SetCodec(c Codec) { a.codec = c }
 
-// Use adds Watermill middleware around every handler; the first one given is
-// the outermost. Call it before Start.
+// Use adds Watermill middleware around every handler, inside the default
+// stack (see MiddlewareConfig) and outside the handler's own (framework.Use);
+// the first one given is the outermost. Call it before Start.
 func (a *App) Use(m ...message.HandlerMiddleware) { a.middleware = append(a.middleware, m...) }
 
 // Observe adds an observer that is told about every handled message. Call it
@@ -128,13 +134,16 @@ func (a *App) Use(m ...message.HandlerMiddleware) { a.middleware = append(a.midd
 func (a *App) Observe(o Observer) { a.observers = append(a.observers, o) }
 
 func (a *App) register(name, topic string, fn message.HandlerFunc, opts []HandlerOption) {
-	h := &handler{app: a, name: name, topic: topic, concurrency: a.cfg.Handlers.Concurrency, fn: fn}
+	h := &handler{app: a, name: name, topic: topic, concurrency: a.cfg.Handlers.Concurrency, fn: fn, mw: a.cfg.Middleware}
+	h.mw.DelayedRetry.Delays = slices.Clone(h.mw.DelayedRetry.Delays)
 	if name != "" {
 		h.group = a.cfg.Service.Name + "." + name
 	}
 	for _, opt := range opts {
 		opt(h)
 	}
+	h.info = millrace.Delivery{Service: a.cfg.Service.Name, Handler: name, Topic: topic, Group: h.group}
+	h.base = millrace.WithDelivery(a.handlerCtx, &h.info)
 	var problems []string
 	switch {
 	case name == "":
@@ -192,12 +201,15 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 func (a *App) startHandler(ctx context.Context, h *handler) error {
-	chain := message.HandlerFunc(h.deliver)
-	for i := len(h.middleware) - 1; i >= 0; i-- {
-		chain = h.middleware[i](chain)
+	defaults, err := a.stack(h)
+	if err != nil {
+		return err
 	}
-	for i := len(a.middleware) - 1; i >= 0; i-- {
-		chain = a.middleware[i](chain)
+	chain := message.HandlerFunc(h.deliver)
+	for _, layer := range [][]message.HandlerMiddleware{h.middleware, a.middleware, defaults} {
+		for i := len(layer) - 1; i >= 0; i-- {
+			chain = layer[i](chain)
+		}
 	}
 	sub, err := a.transport.Subscriber(h.group)
 	if err != nil {
@@ -350,6 +362,15 @@ func (a *App) closeAll() error {
 	}
 	if err := a.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close transport: %w", err))
+	}
+	a.mu.Lock()
+	closers := a.closers
+	a.closers = nil
+	a.mu.Unlock()
+	for _, c := range closers {
+		if err := c(); err != nil {
+			errs = append(errs, fmt.Errorf("close dedup store: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

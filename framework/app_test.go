@@ -20,6 +20,16 @@ import (
 	"github.com/millrace/millrace/framework/frameworktest"
 )
 
+// noStack switches off the middleware that retries, delays and poisons, for
+// tests of what the App and the transport do on their own.
+const noStack = `
+middleware:
+  retry: {max_attempts: 1}
+  delayed_retry: {enabled: false}
+  poison: {enabled: false}
+  breaker: {enabled: false}
+`
+
 type OrderPlaced struct {
 	OrderID string `json:"order_id"`
 	Total   int    `json:"total"`
@@ -74,7 +84,7 @@ func TestHandle_TypedHandlerPublishesWithEnvelope(t *testing.T) {
 
 func TestHandle_DecodeFailureIsPermanentAndMessageNotLost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := frameworktest.New(t)
+		h := frameworktest.New(t, frameworktest.WithConfig(noStack))
 		var calls atomic.Int64
 		framework.Handle(h.App, "invoice", "orders", func(context.Context, OrderPlaced) error {
 			calls.Add(1)
@@ -134,7 +144,7 @@ func TestHandle_SkipsMessagesOfOtherTypes(t *testing.T) {
 
 func TestHandle_PublishesOnlyWhenHandlerSucceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := frameworktest.New(t)
+		h := frameworktest.New(t, frameworktest.WithConfig(noStack))
 		var attempts atomic.Int64
 		framework.Handle(h.App, "invoice", "orders", func(ctx context.Context, e OrderPlaced) error {
 			if err := h.App.Publish(ctx, "invoices", InvoiceSent{OrderID: e.OrderID}); err != nil {
@@ -159,7 +169,7 @@ func TestHandle_PublishesOnlyWhenHandlerSucceeds(t *testing.T) {
 
 func TestHandle_PanicBecomesErrorAndMessageIsRedelivered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := frameworktest.New(t)
+		h := frameworktest.New(t, frameworktest.WithConfig(noStack))
 		var attempts atomic.Int64
 		framework.Handle(h.App, "invoice", "orders", func(context.Context, OrderPlaced) error {
 			if attempts.Add(1) == 1 {
@@ -181,7 +191,7 @@ func TestHandle_PanicBecomesErrorAndMessageIsRedelivered(t *testing.T) {
 
 func TestHandleRaw_ReturnedMessagesGoToPublishTo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := frameworktest.New(t)
+		h := frameworktest.New(t, frameworktest.WithConfig(noStack))
 		framework.HandleRaw(h.App, "relay", "in", func(msg *message.Message) ([]*message.Message, error) {
 			out := message.NewMessage("relayed-"+msg.UUID, msg.Payload)
 			return []*message.Message{out}, nil

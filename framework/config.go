@@ -22,11 +22,12 @@ import (
 // never printed; `millrace:"dsn"` marks a connection string whose password is
 // never printed.
 type Config struct {
-	Service   ServiceConfig   `yaml:"service"`
-	Log       LogConfig       `yaml:"log"`
-	Transport TransportConfig `yaml:"transport"`
-	Handlers  HandlersConfig  `yaml:"handlers"`
-	Shutdown  ShutdownConfig  `yaml:"shutdown"`
+	Service    ServiceConfig    `yaml:"service"`
+	Log        LogConfig        `yaml:"log"`
+	Transport  TransportConfig  `yaml:"transport"`
+	Handlers   HandlersConfig   `yaml:"handlers"`
+	Middleware MiddlewareConfig `yaml:"middleware"`
+	Shutdown   ShutdownConfig   `yaml:"shutdown"`
 }
 
 // ServiceConfig identifies the service.
@@ -99,11 +100,12 @@ const (
 // supplies the transport sections; it must not be nil.
 func DefaultConfig(reg *transports.Registry) *Config {
 	return &Config{
-		Service:   ServiceConfig{Name: DefaultServiceName},
-		Log:       LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		Transport: TransportConfig{Kind: DefaultTransportKind, Sections: reg.DefaultConfigs()},
-		Handlers:  HandlersConfig{Concurrency: DefaultConcurrency},
-		Shutdown:  ShutdownConfig{Timeout: DefaultShutdownTimeout, CancelGrace: DefaultShutdownCancelGrace},
+		Service:    ServiceConfig{Name: DefaultServiceName},
+		Log:        LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Transport:  TransportConfig{Kind: DefaultTransportKind, Sections: reg.DefaultConfigs()},
+		Handlers:   HandlersConfig{Concurrency: DefaultConcurrency},
+		Middleware: DefaultMiddlewareConfig(),
+		Shutdown:   ShutdownConfig{Timeout: DefaultShutdownTimeout, CancelGrace: DefaultShutdownCancelGrace},
 	}
 }
 
@@ -139,6 +141,7 @@ func (c *Config) Validate() error {
 	if c.Handlers.Concurrency < 1 || c.Handlers.Concurrency > MaxConcurrency {
 		bad("handlers.concurrency", strconv.Itoa(c.Handlers.Concurrency), fmt.Sprintf("must be between 1 and %d", MaxConcurrency))
 	}
+	errs = append(errs, c.Middleware.validate("middleware")...)
 	if c.Shutdown.Timeout <= 0 {
 		bad("shutdown.timeout", c.Shutdown.Timeout.String(), "must be greater than 0")
 	}

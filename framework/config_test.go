@@ -182,13 +182,13 @@ func TestConfig_Errors(t *testing.T) {
 		not  []string // must not appear (secrets)
 	}{
 		{name: "not yaml", yaml: "service: [", want: []string{"not valid YAML"}},
-		{name: "unknown top-level key", yaml: "servise:\n  name: x\n", want: []string{`"servise"`, "unknown key", "allowed keys here: handlers, log, service, shutdown, transport"}},
+		{name: "unknown top-level key", yaml: "servise:\n  name: x\n", want: []string{`"servise"`, "unknown key", "allowed keys here: handlers, log, middleware, service, shutdown, transport"}},
 		{name: "unknown nested key", yaml: "log:\n  levle: debug\n", want: []string{`"log.levle"`, "allowed keys here: format, level"}},
 		{name: "unknown transport section", yaml: "transport:\n  kafka:\n    brokers: [x]\n", want: []string{`"transport.kafka"`, "allowed keys here: fakebroker, kind, memory"}},
 		{name: "unknown key in transport section", yaml: "transport:\n  memory:\n    retension: 5\n", want: []string{`"transport.memory.retension"`, "unknown key"}},
 		{name: "section not a mapping", yaml: "log: debug\n", want: []string{`"log"`, "must be a mapping"}},
 		{name: "scalar given a list", yaml: "log:\n  level: [debug]\n", want: []string{`"log.level"`, "single value"}},
-		{name: "list given a scalar", yaml: "transport:\n  fakebroker:\n    brokers: a:1\n", want: []string{`"transport.fakebroker.brokers"`, "list of strings"}},
+		{name: "list given a scalar", yaml: "transport:\n  fakebroker:\n    brokers: a:1\n", want: []string{`"transport.fakebroker.brokers"`, "must be a list"}},
 		{name: "not an integer", yaml: "handlers:\n  concurrency: lots\n", want: []string{`"handlers.concurrency"`, `"lots"`, "whole number"}},
 		{name: "not a duration", yaml: "shutdown:\n  timeout: 30\n", want: []string{`"shutdown.timeout"`, `"30"`, "duration such as"}},
 		{name: "not a bool", yaml: "transport:\n  fakebroker:\n    confirm: maybe\n", want: []string{`"transport.fakebroker.confirm"`, "true or false"}},

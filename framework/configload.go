@@ -178,18 +178,21 @@ func (d *decoder) node(n *yaml.Node, v reflect.Value, path string, secret bool) 
 			}
 			d.node(n.Content[i+1], f.value, join(path, key), f.secret)
 		}
-	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.fail(path, n.Value, "must be a list of strings")
+			d.fail(path, n.Value, "must be a list, such as [a, b]")
 			return
 		}
-		list := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+		list := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
+			key := fmt.Sprintf("%s[%d]", path, i)
 			if item.Kind != yaml.ScalarNode {
-				d.fail(fmt.Sprintf("%s[%d]", path, i), "", "must be a string")
+				d.fail(key, "", "must be a single value")
 				continue
 			}
-			list = reflect.Append(list, reflect.ValueOf(item.Value).Convert(v.Type().Elem()))
+			if problem := setScalar(list.Index(i), item.Value); problem != "" {
+				d.fail(key, item.Value, problem)
+			}
 		}
 		v.Set(list)
 	default:
@@ -246,16 +249,15 @@ func setScalar(v reflect.Value, s string) string {
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
-		if v.Type().Elem().Kind() != reflect.String {
-			return "unsupported config type " + v.Type().String()
-		}
 		var parts []string
 		if s != "" {
 			parts = strings.Split(s, ",")
 		}
-		list := reflect.MakeSlice(v.Type(), 0, len(parts))
-		for _, p := range parts {
-			list = reflect.Append(list, reflect.ValueOf(strings.TrimSpace(p)).Convert(v.Type().Elem()))
+		list := reflect.MakeSlice(v.Type(), len(parts), len(parts))
+		for i, p := range parts {
+			if problem := setScalar(list.Index(i), strings.TrimSpace(p)); problem != "" {
+				return "each comma-separated item " + problem
+			}
 		}
 		v.Set(list)
 	default:

@@ -81,13 +81,13 @@ func renderValue(v reflect.Value, tag string) *yaml.Node {
 	}
 	switch {
 	case v.Type() == reflect.TypeFor[time.Duration]():
-		return scalar(time.Duration(v.Int()).String())
+		return scalar(formatDuration(time.Duration(v.Int())))
 	case v.Kind() == reflect.Struct:
 		return render(v)
 	case v.Kind() == reflect.Slice:
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 		for i := 0; i < v.Len(); i++ {
-			seq.Content = append(seq.Content, redactScalar(v.Index(i), tag))
+			seq.Content = append(seq.Content, renderValue(v.Index(i), tag))
 		}
 		return seq
 	default:
@@ -140,4 +140,16 @@ func flatten(path string, n *yaml.Node, emit func(key, value string)) {
 	default:
 		emit(path, n.Value)
 	}
+}
+
+// formatDuration is time.Duration.String without zero tails: 24h, 1m, 1m30s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/middleware"
 )
 
 // consume handles the messages of one subscription, one at a time, until
@@ -45,7 +47,7 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 	a.inFlight.Add(1)
 	defer a.inFlight.Add(-1)
 
-	d := &delivery{base: a.handlerCtx, values: msg.Context(), msg: msg, handler: h}
+	d := &delivery{base: h.base, values: msg.Context(), msg: msg, handler: h}
 	msg.SetContext(d)
 
 	start := time.Now()
@@ -57,7 +59,7 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 		a.logFailure(d, err)
 	}
 	if len(a.observers) > 0 {
-		o := Outcome{Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Err: err, Duration: time.Since(start)}
+		o := Outcome{Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Err: err, Handled: err == nil && d.handled, Duration: time.Since(start)}
 		for _, obs := range a.observers {
 			obs.MessageHandled(o)
 		}
@@ -99,14 +101,6 @@ func (a *App) logFailure(d *delivery, err error) {
 	a.logger.Error("handler failed; message nacked", attrs...)
 }
 
-// PanicError is a handler panic turned into an error.
-type PanicError struct {
-	// Value is what the handler panicked with.
-	Value any
-	// Stack is the goroutine's stack when it panicked.
-	Stack []byte
-}
-
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("handler panicked: %v", e.Value)
-}
+// PanicError is a handler panic turned into an error; the same type as the
+// Recoverer middleware's.
+type PanicError = middleware.PanicError

@@ -21,6 +21,7 @@ type delivery struct {
 	msg     *message.Message
 	handler *handler
 	outbox  []outgoing // messages published by the handler, sent on success
+	handled bool       // the handler function succeeded (and its output was sent)
 }
 
 // outgoing is a message waiting to be published to topic.

@@ -84,6 +84,41 @@ func ExampleParse() {
 	//     retention: 10000
 	// handlers:
 	//   concurrency: 4
+	// middleware:
+	//   timeout: 1m
+	//   retry:
+	//     max_attempts: 3
+	//     initial_interval: 100ms
+	//     multiplier: 2
+	//     max_interval: 10s
+	//     jitter: 0.2
+	//   delayed_retry:
+	//     enabled: true
+	//     delays: [10s, 1m, 5m]
+	//   poison:
+	//     enabled: true
+	//     topic:
+	//   breaker:
+	//     enabled: true
+	//     consecutive_failures: 5
+	//     failure_ratio: 0
+	//     min_requests: 20
+	//     interval: 1m
+	//     open_timeout: 30s
+	//     half_open_requests: 1
+	//   throttle:
+	//     rate: 0
+	//     burst: 1
+	//   dedup:
+	//     enabled: true
+	//     store: memory
+	//     dsn:
+	//     table: millrace_dedup
+	//     max_keys: 100000
+	//     lease: 30s
+	//     ttl: 24h
+	//     fail_open: false
+	//     key:
 	// shutdown:
 	//   timeout: 30s
 	//   cancel_grace: 5s

@@ -22,6 +22,9 @@ type handler struct {
 	publishTo   string
 	middleware  []message.HandlerMiddleware
 	fn          message.HandlerFunc // the innermost function, see deliver
+	mw          MiddlewareConfig    // this handler's copy of the default stack's config
+	info        millrace.Delivery   // on every delivery's context (millrace.DeliveryFrom)
+	base        context.Context     // App's handler context carrying info
 }
 
 // HandlerOption adjusts one handler.
@@ -50,7 +53,8 @@ func PublishTo(topic string) HandlerOption {
 }
 
 // Use adds Watermill middleware around this handler alone, inside the
-// App-wide middleware (App.Use); the first one given is the outermost.
+// App-wide middleware (App.Use) and the default stack; the first one given
+// is the outermost.
 func Use(m ...message.HandlerMiddleware) HandlerOption {
 	return func(h *handler) { h.middleware = append(h.middleware, m...) }
 }
@@ -157,6 +161,7 @@ func (h *handler) deliver(msg *message.Message) ([]*message.Message, error) {
 			}
 		}
 		d.outbox = d.outbox[:0]
+		d.handled = true
 	}
 	return nil, nil
 }

@@ -22,6 +22,10 @@ type Outcome struct {
 	Message *message.Message
 	// Err is nil if the message was acked, else why it was nacked.
 	Err error
+	// Handled reports whether the handler function itself succeeded in this
+	// delivery. A message can be acked without it: sent to the poison
+	// queue, scheduled for a delayed retry, or skipped as a duplicate.
+	Handled bool
 	// Duration is how long the handler and its middleware took.
 	Duration time.Duration
 }

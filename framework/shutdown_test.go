@@ -56,6 +56,9 @@ func (s sharedBroker) Subscriber(group string) (message.Subscriber, error) {
 	return s.b.Subscriber(group), nil
 }
 func (s sharedBroker) Close() error { return nil }
+func (s sharedBroker) Delay(ctx context.Context, topic, group string, msg *message.Message, d time.Duration) error {
+	return s.b.Delay(ctx, topic, group, msg, d)
+}
 
 type publishOnly struct{ b *memory.Broker }
 
@@ -300,7 +303,7 @@ func (closingSub) Close() error { return nil }
 func TestRun_SubscriptionEndingUnexpectedlyStopsTheApp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		reg, _ := framework.Transports()
-		cfg, _ := framework.Parse(nil, nil, reg)
+		cfg, _ := framework.Parse([]byte(noStack), nil, reg)
 		tr, _, err := framework.OpenTransport(context.Background(), cfg, reg, framework.NewLogger(cfg, io.Discard))
 		if err != nil {
 			t.Fatal(err)

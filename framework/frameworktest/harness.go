@@ -14,6 +14,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/framework"
+	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports"
 )
 
@@ -204,6 +205,54 @@ func (h *Harness) WaitFailed(handler string, n int) []framework.Outcome {
 	return got
 }
 
+// FailPublishes makes every publish to topic fail with err from now on, as
+// if the broker refused it; nil err lets publishes through again. It tests
+// what a handler or middleware does when publishing fails.
+func (h *Harness) FailPublishes(topic string, err error) {
+	h.rec.mu.Lock()
+	defer h.rec.mu.Unlock()
+	if h.rec.failing == nil {
+		h.rec.failing = map[string]error{}
+	}
+	if err == nil {
+		delete(h.rec.failing, topic)
+		return
+	}
+	h.rec.failing[topic] = err
+}
+
+// PoisonTopic returns the App's poison topic.
+func (h *Harness) PoisonTopic() string {
+	if t := h.App.Config().Middleware.Poison.Topic; t != "" {
+		return t
+	}
+	return middleware.TopicFor(h.App.Config().Service.Name)
+}
+
+// Poisoned returns the messages the handler sent to the poison queue, with
+// their poison_* metadata, in order.
+func (h *Harness) Poisoned(handler string) []*message.Message {
+	var out []*message.Message
+	for _, m := range h.rec.messages(h.PoisonTopic()) {
+		if m.Metadata.Get(millrace.MetadataPoisonHandler) == handler {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitPoisoned waits until the handler has sent n messages to the poison
+// queue and returns them.
+func (h *Harness) WaitPoisoned(handler string, n int) []*message.Message {
+	h.t.Helper()
+	var got []*message.Message
+	h.WaitUntil(fmt.Sprintf("handler %q poisoned %d messages", handler, n), func() bool {
+		got = h.Poisoned(handler)
+		return len(got) >= n
+	})
+	return got
+}
+
 // Published returns the messages of type T published to topic, decoded with
 // the App's codec, in publish order. Messages of other types are left out.
 func Published[T any](h *Harness, topic string) []T {
@@ -212,11 +261,13 @@ func Published[T any](h *Harness, topic string) []T {
 }
 
 // Consumed returns the messages of type T that the handler handled
-// successfully, decoded, in the order it finished them.
+// successfully, decoded, in the order it finished them. Messages acked
+// without the handler succeeding (poisoned, scheduled for a delayed retry,
+// skipped as duplicates) are not among them.
 func Consumed[T any](h *Harness, handler string) []T {
 	h.t.Helper()
 	var msgs []*message.Message
-	for _, o := range h.rec.outcomes(handler, func(o framework.Outcome) bool { return o.Err == nil }) {
+	for _, o := range h.rec.outcomes(handler, func(o framework.Outcome) bool { return o.Handled }) {
 		msgs = append(msgs, o.Message)
 	}
 	return decodeAll[T](h, msgs, "consumed by "+handler)
@@ -281,6 +332,7 @@ type recorder struct {
 	changed   chan struct{}
 	published []published
 	handled   []framework.Outcome
+	failing   map[string]error // topic -> injected publish error
 }
 
 type published struct {
@@ -353,9 +405,12 @@ func (r *recorder) summary() string {
 	}
 	fmt.Fprintf(&b, "handled (%d):\n", len(r.handled))
 	for _, o := range r.handled {
-		result := "ok"
-		if o.Err != nil {
+		result := "handled"
+		switch {
+		case o.Err != nil:
 			result = "failed: " + o.Err.Error()
+		case !o.Handled:
+			result = "acked without success (poisoned, delayed or duplicate)"
 		}
 		fmt.Fprintf(&b, "  %s: %s %s\n", o.Handler, o.Message.UUID, result)
 	}
@@ -370,12 +425,27 @@ type recordingTransport struct {
 
 func (t *recordingTransport) Publisher() message.Publisher { return t.pub }
 
+// Delay forwards delayed redelivery to the memory transport.
+func (t *recordingTransport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
+	d, ok := t.Transport.(middleware.Delayer)
+	if !ok {
+		return fmt.Errorf("frameworktest: transport %T cannot delay messages", t.Transport)
+	}
+	return d.Delay(ctx, topic, group, msg, delay)
+}
+
 type recordingPublisher struct {
 	message.Publisher
 	rec *recorder
 }
 
 func (p *recordingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.rec.mu.Lock()
+	injected := p.rec.failing[topic]
+	p.rec.mu.Unlock()
+	if injected != nil {
+		return injected
+	}
 	if err := p.Publisher.Publish(topic, msgs...); err != nil {
 		return err
 	}

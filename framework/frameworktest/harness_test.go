@@ -19,6 +19,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// noStack switches off the retrying middleware, so failures reach the
+// transport and its redelivery.
+const noStack = `
+middleware:
+  retry: {max_attempts: 1}
+  delayed_retry: {enabled: false}
+  poison: {enabled: false}
+  breaker: {enabled: false}
+`
+
 type Ping struct {
 	N int `json:"n"`
 }
@@ -66,7 +76,7 @@ func TestHarness_WaitFailedAndAdvanceControlTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Redelivery after a nack waits 1s, then 2s: the harness's clock is
 		// the bubble's, so the test observes exact fake times.
-		h := frameworktest.New(t, frameworktest.WithConfig("transport:\n  memory:\n    redelivery_delay: 1s\n    max_redelivery_delay: 1m\n"))
+		h := frameworktest.New(t, frameworktest.WithConfig("transport:\n  memory:\n    redelivery_delay: 1s\n    max_redelivery_delay: 1m\n"+noStack))
 		var mu sync.Mutex
 		var attempts []time.Time
 		framework.Handle(h.App, "flaky", "pings", func(context.Context, Ping) error {
@@ -124,7 +134,7 @@ func (f *fatalRecorder) message() string {
 func TestHarness_WaitTimesOutWithASummary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &fatalRecorder{TB: t}
-		h := frameworktest.New(rec, frameworktest.WithTimeout(5*time.Second))
+		h := frameworktest.New(rec, frameworktest.WithTimeout(5*time.Second), frameworktest.WithConfig(noStack))
 		framework.Handle(h.App, "refuser", "pings", func(context.Context, Ping) error { return errors.New("no pings today") })
 		h.Start()
 		h.Publish("pings", Ping{N: 7})

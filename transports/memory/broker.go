@@ -12,8 +12,8 @@ import (
 	"github.com/millrace/millrace"
 )
 
-// ErrClosed is returned by Publish and Subscribe once the broker or the
-// subscriber has been closed.
+// ErrClosed is returned by Publish, Subscribe, Delay and Browse once the
+// broker or the subscriber has been closed.
 var ErrClosed = errors.New("memory: closed")
 
 var errNilMessage = errors.New("memory: publish: nil message")

@@ -34,6 +34,14 @@
 //     parallel. Messages without a key go to any free subscription, oldest
 //     first. A single subscription receives messages in publish order,
 //     redeliveries aside.
+//   - Delayed delivery. Broker.Delay (millrace's middleware.Delayer) puts a
+//     copy of a message into one group of a topic once a delay has passed,
+//     without holding a consumer or the message's key meanwhile; it then
+//     joins the group like a message published at that moment to that group
+//     alone (the end of its key's order). Close cancels pending delays.
+//   - Browsing. Broker.Browse returns copies of a topic's retained messages,
+//     oldest first, without consuming them: dead-letter tools read the
+//     poison topic this way, as a log.
 //   - Publish never waits for consumers. Close ends every subscription and
 //     leaves no goroutine behind.
 //

@@ -14,7 +14,8 @@ const maxSpareQueues = 64
 // its key's oldest pending one, only its key queue (waiting). A keyed entry
 // is always in its key's queue until acked, and only a queue's head can be
 // ready, in flight or delayed. When idle is not empty the ready queue is
-// empty.
+// empty. A message given to Delay is not an entry until its delay has
+// passed: it waits in scheduled, outside every queue.
 type group struct {
 	t         *topic
 	name      string
@@ -24,6 +25,8 @@ type group struct {
 	keys    map[string]*entryQueue
 	spare   []*entryQueue
 	delayed map[*entry]struct{}
+
+	scheduled map[*scheduled]struct{} // given to Delay, not yet due; nil until the first
 
 	idle    []*subscription // subscriptions waiting for a message, longest waiting first
 	members int             // live subscriptions
@@ -184,6 +187,10 @@ func (g *group) drop() {
 		e.timer = nil
 	}
 	g.delayed = nil
+	for s := range g.scheduled {
+		s.timer.Stop()
+	}
+	g.scheduled = nil
 	g.ready = readyQueue{}
 	g.keys = nil
 	g.spare = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -41,7 +42,9 @@ func open(_ context.Context, cfg any, deps transports.Deps) (transports.Transpor
 }
 
 // transport adapts a Broker to transports.Transport. Its publisher is the
-// broker itself, so closing the publisher closes the broker, like Close.
+// broker itself, so closing the publisher closes the broker, like Close. It
+// also has the broker's Delay (middleware.Delayer) and Browse (the
+// dead-letter tools' dlq.Browser).
 type transport struct{ b *Broker }
 
 func (t transport) Publisher() message.Publisher { return t.b }
@@ -57,3 +60,13 @@ func (t transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 func (t transport) Close() error { return t.b.Close() }
+
+// Delay is Broker.Delay.
+func (t transport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
+	return t.b.Delay(ctx, topic, group, msg, delay)
+}
+
+// Browse is Broker.Browse.
+func (t transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
+	return t.b.Browse(ctx, topic)
+}

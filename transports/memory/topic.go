@@ -72,6 +72,15 @@ func (t *topic) join(name string) (*group, error) {
 	if t.closed {
 		return nil, ErrClosed
 	}
+	g := t.group(name)
+	g.members++
+	return g, nil
+}
+
+// group returns group name, creating it (seeded with the retained history)
+// if it does not exist. Name "" always creates a new anonymous group. The
+// caller holds t.mu.
+func (t *topic) group(name string) *group {
 	g := t.named[name]
 	if g == nil {
 		g = newGroup(t, name, name == "")
@@ -80,8 +89,7 @@ func (t *topic) join(name string) (*group, error) {
 			t.named[name] = g
 		}
 	}
-	g.members++
-	return g, nil
+	return g
 }
 
 // leave removes a member from g. An anonymous group ends with its only

@@ -2,7 +2,7 @@ package orders_test
 
 import (
 	"context"
-	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 
@@ -49,9 +49,13 @@ func TestPlaceOrder_InvalidOrderFailsPermanently(t *testing.T) {
 
 		h.Publish(orders.CommandsTopic, orders.PlaceOrder{OrderID: "o-2", AmountCents: -5})
 
-		failed := h.WaitFailed("place-order", 1)
-		if err := failed[0].Err; !errors.Is(err, orders.ErrInvalidOrder) || !millrace.IsPermanent(err) {
-			t.Errorf("error %v: want a permanent ErrInvalidOrder", err)
+		// Permanent: not retried, straight to the poison queue with the reason.
+		poisoned := h.WaitPoisoned("place-order", 1)
+		if reason := poisoned[0].Metadata.Get(millrace.MetadataPoisonReason); !strings.Contains(reason, "invalid order") {
+			t.Errorf("poison reason %q", reason)
+		}
+		if n := len(h.Outcomes("place-order")); n != 1 {
+			t.Errorf("%d deliveries, want 1 (no retries)", n)
 		}
 		if n := len(h.Messages(orders.EventsTopic)); n != 0 {
 			t.Errorf("%d events published for an invalid order", n)

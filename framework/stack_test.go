@@ -1,0 +1,299 @@
+package framework_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/framework"
+	"github.com/millrace/millrace/framework/frameworktest"
+)
+
+// stackConfig makes the default stack's timings small and exact (no jitter).
+const stackConfig = `
+service:
+  name: shop
+middleware:
+  timeout: 5s
+  retry:
+    max_attempts: 3
+    initial_interval: 100ms
+    multiplier: 2
+    max_interval: 1s
+    jitter: 0
+  delayed_retry:
+    delays: [10s, 1m]
+  breaker:
+    consecutive_failures: 3
+    open_timeout: 30s
+`
+
+func TestStack_TransientFailureThenSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var attempts atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			if attempts.Add(1) < 3 {
+				return errors.New("payment provider timeout")
+			}
+			return nil
+		})
+		h.Start()
+		start := time.Now()
+		h.Publish("orders", OrderPlaced{OrderID: "o-1"})
+		frameworktest.WaitConsumed[OrderPlaced](h, "charge", 1)
+		if took := time.Since(start); took != 300*time.Millisecond {
+			t.Errorf("succeeded after %v, want immediate retries after 100ms and 200ms", took)
+		}
+		if n := len(h.Poisoned("charge")); n != 0 {
+			t.Errorf("%d messages poisoned", n)
+		}
+	})
+}
+
+func TestStack_PermanentErrorGoesStraightToPoison(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var attempts atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			attempts.Add(1)
+			return millrace.Permanent(errors.New("card number invalid"))
+		})
+		h.Start()
+		start := time.Now()
+		h.Publish("orders", OrderPlaced{OrderID: "o-1"})
+		p := h.WaitPoisoned("charge", 1)[0]
+		if attempts.Load() != 1 || time.Since(start) != 0 {
+			t.Errorf("%d attempts over %v: a permanent error must not be retried", attempts.Load(), time.Since(start))
+		}
+		if got := p.Metadata.Get(millrace.MetadataPoisonReason); got != "card number invalid" {
+			t.Errorf("reason = %q", got)
+		}
+		if f := h.Failures("charge"); len(f) != 0 {
+			t.Errorf("the original was nacked %d times; it must be acked once poisoned", len(f))
+		}
+	})
+}
+
+func TestStack_DecodeFailureIsPoisonedWithReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error { return nil })
+		h.Start()
+		bad := message.NewMessage("bad-1", []byte(`{"order_id":`))
+		if err := h.App.PublishMessage(context.Background(), "orders", bad); err != nil {
+			t.Fatal(err)
+		}
+		p := h.WaitPoisoned("charge", 1)[0]
+		if p.UUID != "bad-1" || string(p.Payload) != `{"order_id":` || !strings.Contains(p.Metadata.Get(millrace.MetadataPoisonReason), "decode OrderPlaced from message bad-1") {
+			t.Errorf("poisoned %s %q: %v", p.UUID, p.Payload, p.Metadata)
+		}
+	})
+}
+
+func TestStack_RetriesExhaustedGoToPoisonWithFullMetadata(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig+"  poison:\n    topic: dead-letters\n"), frameworktest.WithTimeout(time.Hour))
+		var attempts atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			attempts.Add(1)
+			return errors.New("provider down")
+		}, framework.WithMiddleware(func(m *framework.MiddlewareConfig) { m.Breaker.Enabled = false }))
+		h.Start()
+		start := time.Now()
+		h.Publish("orders", OrderPlaced{OrderID: "o-1"})
+		p := h.WaitPoisoned("charge", 1)[0]
+		// 3 immediate attempts, then two delayed rounds (10s, 1m) of 3 each.
+		if attempts.Load() != 9 {
+			t.Errorf("%d attempts, want 3 rounds of 3", attempts.Load())
+		}
+		want := map[string]string{
+			millrace.MetadataPoisonReason:   "after 3 attempts: provider down",
+			millrace.MetadataPoisonHandler:  "charge",
+			millrace.MetadataPoisonTopic:    "orders",
+			millrace.MetadataPoisonGroup:    "shop.charge",
+			millrace.MetadataPoisonService:  "shop",
+			millrace.MetadataPoisonAttempts: "9",
+			millrace.MetadataType:           "OrderPlaced",
+		}
+		for k, v := range want {
+			if got := p.Metadata.Get(k); got != v {
+				t.Errorf("%s = %q, want %q", k, got, v)
+			}
+		}
+		first, err1 := time.Parse(time.RFC3339Nano, p.Metadata.Get(millrace.MetadataPoisonFirstFailedAt))
+		last, err2 := time.Parse(time.RFC3339Nano, p.Metadata.Get(millrace.MetadataPoisonLastFailedAt))
+		if err1 != nil || err2 != nil || !first.Equal(start.Add(300*time.Millisecond)) || !last.Equal(start.Add(time.Minute+10*time.Second+900*time.Millisecond)) {
+			t.Errorf("first/last failure %v / %v (start %v)", first, last, start)
+		}
+		if h.PoisonTopic() != "dead-letters" || len(h.Messages("dead-letters")) != 1 {
+			t.Errorf("poison topic %s holds %d", h.PoisonTopic(), len(h.Messages("dead-letters")))
+		}
+	})
+}
+
+func TestStack_PanicIsRetriedThenPoisoned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var attempts atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			if attempts.Add(1) < 3 {
+				panic("nil pointer somewhere")
+			}
+			return nil
+		})
+		h.Start()
+		h.Publish("orders", OrderPlaced{OrderID: "o-1"})
+		frameworktest.WaitConsumed[OrderPlaced](h, "charge", 1)
+		if attempts.Load() != 3 {
+			t.Errorf("%d attempts, want the panics retried", attempts.Load())
+		}
+	})
+}
+
+func TestStack_TimeoutCancelsSlowAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var attempts atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(ctx context.Context, _ OrderPlaced) error {
+			if attempts.Add(1) == 1 {
+				<-ctx.Done() // the first attempt hangs until its deadline
+				return ctx.Err()
+			}
+			return nil
+		})
+		h.Start()
+		start := time.Now()
+		h.Publish("orders", OrderPlaced{OrderID: "o-1"})
+		frameworktest.WaitConsumed[OrderPlaced](h, "charge", 1)
+		if took := time.Since(start); took != 5*time.Second+100*time.Millisecond {
+			t.Errorf("took %v, want the 5s timeout then one 100ms retry", took)
+		}
+	})
+}
+
+func TestStack_DelayedRetryDoesNotBlockOtherMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var mu sync.Mutex
+		var handled []string
+		failFirst := true
+		framework.Handle(h.App, "charge", "orders", func(_ context.Context, o OrderPlaced) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if o.OrderID == "slow" && failFirst {
+				return errors.New("not yet")
+			}
+			handled = append(handled, o.OrderID)
+			return nil
+		})
+		h.Start()
+		h.Publish("orders", OrderPlaced{OrderID: "slow"})
+		h.Advance(time.Second) // its immediate retries are spent: scheduled in 10s
+		h.Publish("orders", OrderPlaced{OrderID: "fast"})
+		h.Advance(time.Second)
+		mu.Lock()
+		if strings.Join(handled, ",") != "fast" {
+			t.Errorf("handled %v, want the second message through while the first waits", handled)
+		}
+		failFirst = false
+		mu.Unlock()
+		frameworktest.WaitConsumed[OrderPlaced](h, "charge", 2)
+		redelivered := h.Outcomes("charge")[len(h.Outcomes("charge"))-1].Message
+		if redelivered.Metadata.Get(millrace.MetadataRetryRounds) != "1" || redelivered.Metadata.Get(millrace.MetadataRetryAttempts) != "3" {
+			t.Errorf("redelivered metadata %v", redelivered.Metadata)
+		}
+	})
+}
+
+func TestStack_PoisonPublishFailureNacks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			return millrace.Permanent(errors.New("invalid"))
+		})
+		h.Start()
+		h.FailPublishes(h.PoisonTopic(), errors.New("broker refused"))
+		h.Publish("orders", OrderPlaced{OrderID: "o-1"})
+		f := h.WaitFailed("charge", 2) // nacked, redelivered, nacked again: kept
+		if !strings.Contains(f[0].Err.Error(), "publish to poison topic shop.poison: broker refused") {
+			t.Errorf("error = %v", f[0].Err)
+		}
+		h.FailPublishes(h.PoisonTopic(), nil)
+		if p := h.WaitPoisoned("charge", 1); p[0].Metadata.Get(millrace.MetadataPoisonReason) != "invalid" {
+			t.Errorf("poisoned %v", p[0].Metadata)
+		}
+	})
+}
+
+func TestStack_DuplicateDeliveryHandledOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var runs atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			runs.Add(1)
+			return nil
+		})
+		framework.Handle(h.App, "undeduplicated", "orders", func(context.Context, OrderPlaced) error { return nil },
+			framework.WithMiddleware(func(m *framework.MiddlewareConfig) { m.Dedup.Enabled = false }))
+		h.Start()
+		for range 3 { // the same message id three times, as a broker redelivering would
+			h.Publish("orders", OrderPlaced{OrderID: "o-1"}, framework.WithID("same-id"))
+		}
+		h.WaitUntil("both handlers saw 3 deliveries", func() bool {
+			return len(h.Outcomes("charge")) == 3 && len(h.Outcomes("undeduplicated")) == 3
+		})
+		if runs.Load() != 1 {
+			t.Errorf("handler ran %d times for one message id", runs.Load())
+		}
+	})
+}
+
+func TestStack_BreakerHoldsMessagesThenProcessesThemAfterRecovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		var down atomic.Bool
+		down.Store(true)
+		var calls atomic.Int64
+		framework.Handle(h.App, "ship", "orders", func(context.Context, OrderPlaced) error {
+			calls.Add(1)
+			if down.Load() {
+				return errors.New("shipping API unavailable")
+			}
+			return nil
+		}, framework.WithMiddleware(func(m *framework.MiddlewareConfig) {
+			m.Retry.MaxAttempts = 1
+			m.DelayedRetry.Enabled = false
+			m.Poison.Enabled = true
+		}))
+		h.Start()
+		for i := range 6 {
+			h.Publish("orders", OrderPlaced{OrderID: "o-" + strconv.Itoa(i)})
+		}
+		h.Advance(5 * time.Second)
+		heldCalls := calls.Load()
+		h.Advance(20 * time.Second)
+		if calls.Load() != heldCalls {
+			t.Errorf("handler called while the breaker was open (%d -> %d)", heldCalls, calls.Load())
+		}
+		down.Store(false)
+		frameworktest.WaitConsumed[OrderPlaced](h, "ship", 6-len(h.Poisoned("ship")))
+		if p := h.Poisoned("ship"); len(p) > 3 {
+			t.Errorf("%d messages poisoned; only the failures before the breaker opened may be", len(p))
+		}
+		for _, p := range h.Poisoned("ship") {
+			if strings.Contains(p.Metadata.Get(millrace.MetadataPoisonReason), "circuit") {
+				t.Errorf("a message was poisoned because the breaker was open: %v", p.Metadata)
+			}
+		}
+	})
+}
