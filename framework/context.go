@@ -36,14 +36,19 @@ func (d *delivery) Deadline() (time.Time, bool) { return d.base.Deadline() }
 func (d *delivery) Done() <-chan struct{}       { return d.base.Done() }
 func (d *delivery) Err() error                  { return d.base.Err() }
 
+// Value looks in the App's context first: it holds only millrace's own keys
+// and the cancellation of handler contexts, so contexts derived from a
+// delivery (a per-attempt timeout, say) find that cancellation and hook onto
+// it directly instead of starting a goroutine per derived context. Every
+// other key falls through to the message's own context.
 func (d *delivery) Value(key any) any {
 	if key == (deliveryKey{}) {
 		return d
 	}
-	if v := d.values.Value(key); v != nil {
+	if v := d.base.Value(key); v != nil {
 		return v
 	}
-	return d.base.Value(key)
+	return d.values.Value(key)
 }
 
 func deliveryFrom(ctx context.Context) *delivery {

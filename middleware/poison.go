@@ -67,6 +67,7 @@ func (p PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		now := time.Now().UTC().Format(time.RFC3339Nano)
 		poisoned := msg.Copy()
 		md := poisoned.Metadata
+		md.Set(millrace.MetadataCorrelationID, CorrelationID(msg))
 		md.Set(millrace.MetadataPoisonReason, err.Error())
 		md.Set(millrace.MetadataPoisonHandler, info.Handler)
 		md.Set(millrace.MetadataPoisonTopic, info.Topic)

@@ -150,7 +150,7 @@ func TestRecoverer_PanicBecomesErrorWithStack(t *testing.T) {
 	}
 }
 
-func TestCorrelation_StampsIncomingAndProduced(t *testing.T) {
+func TestCorrelation_StampsProducedMessages(t *testing.T) {
 	in := newMsg(context.Background())
 	out := message.NewMessage("out-1", nil)
 	keep := message.NewMessage("out-2", nil)
@@ -158,8 +158,8 @@ func TestCorrelation_StampsIncomingAndProduced(t *testing.T) {
 	_, _ = middleware.Correlation(func(*message.Message) ([]*message.Message, error) {
 		return []*message.Message{out, keep}, nil
 	})(in)
-	if in.Metadata.Get(millrace.MetadataCorrelationID) != "m-1" {
-		t.Errorf("incoming correlation = %q, want its own id", in.Metadata.Get(millrace.MetadataCorrelationID))
+	if in.Metadata.Get(millrace.MetadataCorrelationID) != "" {
+		t.Error("the handled message was modified")
 	}
 	if out.Metadata.Get(millrace.MetadataCorrelationID) != "m-1" || out.Metadata.Get(millrace.MetadataCausationID) != "m-1" {
 		t.Errorf("produced metadata = %v", out.Metadata)

@@ -54,8 +54,9 @@ func TestPlaceOrder_InvalidOrderFailsPermanently(t *testing.T) {
 		if reason := poisoned[0].Metadata.Get(millrace.MetadataPoisonReason); !strings.Contains(reason, "invalid order") {
 			t.Errorf("poison reason %q", reason)
 		}
-		if n := len(h.Outcomes("place-order")); n != 1 {
-			t.Errorf("%d deliveries, want 1 (no retries)", n)
+		h.WaitUntil("the poisoned command was acked", func() bool { return len(h.Outcomes("place-order")) == 1 })
+		if o := h.Outcomes("place-order")[0]; o.Err != nil || o.Handled {
+			t.Errorf("outcome %+v: want acked without success", o)
 		}
 		if n := len(h.Messages(orders.EventsTopic)); n != 0 {
 			t.Errorf("%d events published for an invalid order", n)
