@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,9 +86,13 @@ func benchRouter(b *testing.B, withMiddleware bool) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
 }
 
+// benchEnv lets a run switch parts of the stack off to see what each costs,
+// e.g. MILLRACE_BENCH_ENV="MILLRACE_MIDDLEWARE_TIMEOUT=0s".
+var benchEnv = strings.Fields(os.Getenv("MILLRACE_BENCH_ENV"))
+
 func benchApp(b *testing.B) {
 	reg, _ := framework.Transports()
-	cfg, err := framework.Parse(nil, nil, reg)
+	cfg, err := framework.Parse(nil, benchEnv, reg)
 	if err != nil {
 		b.Fatal(err)
 	}

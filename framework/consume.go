@@ -50,7 +50,10 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 	d := &delivery{base: h.base, values: msg.Context(), msg: msg, handler: h}
 	msg.SetContext(d)
 
-	start := time.Now()
+	var start time.Time
+	if len(a.observers) > 0 {
+		start = time.Now()
+	}
 	err := h.run(chain, msg)
 	if err == nil {
 		msg.Ack()

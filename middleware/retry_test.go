@@ -181,3 +181,42 @@ func BenchmarkRetry_SuccessPath(b *testing.B) {
 		_, _ = h(msg)
 	}
 }
+
+func TestTimeout_DeadlineHoldsWithoutDoneAndForDerivedContexts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			if dl, ok := ctx.Deadline(); !ok || dl.Sub(time.Now()) != 3*time.Second {
+				t.Errorf("deadline %v, %v", dl, ok)
+			}
+			time.Sleep(3 * time.Second) // ignores ctx, never calls Done
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Errorf("Err() after the deadline = %v", ctx.Err())
+			}
+			return nil, nil
+		}
+		_, _ = middleware.Timeout(3 * time.Second)(h)(newMsg(context.Background()))
+
+		derived := func(msg *message.Message) ([]*message.Message, error) {
+			child, cancel := context.WithCancel(msg.Context())
+			defer cancel()
+			start := time.Now()
+			<-child.Done()
+			if time.Since(start) != 3*time.Second || !errors.Is(child.Err(), context.DeadlineExceeded) {
+				t.Errorf("derived context ended after %v with %v", time.Since(start), child.Err())
+			}
+			return nil, nil
+		}
+		_, _ = middleware.Timeout(3 * time.Second)(derived)(newMsg(context.Background()))
+
+		parent, cancelParent := context.WithCancel(context.Background())
+		cancelParent()
+		_, _ = middleware.Timeout(time.Hour)(func(msg *message.Message) ([]*message.Message, error) {
+			if !errors.Is(msg.Context().Err(), context.Canceled) {
+				t.Errorf("a cancelled parent shows %v", msg.Context().Err())
+			}
+			<-msg.Context().Done()
+			return nil, nil
+		})(newMsg(parent))
+	})
+}
