@@ -53,6 +53,8 @@ type App struct {
 	state       state
 	subscribers []message.Subscriber
 	stores      map[string]middleware.DedupStore // shared dedup stores, by settings
+	breakers    map[string]*middleware.CircuitBreaker
+	throttles   map[string]*middleware.Throttler // shared by throttle.name
 	closers     []func() error                   // store connections, closed last
 
 	handlerCtx     context.Context // parent of every delivery; cancelled after the drain timeout
@@ -201,7 +203,9 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 func (a *App) startHandler(ctx context.Context, h *handler) error {
+	a.mu.Lock() // stack registers breakers, throttles and stores on a
 	defaults, err := a.stack(h)
+	a.mu.Unlock()
 	if err != nil {
 		return err
 	}

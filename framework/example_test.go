@@ -100,6 +100,7 @@ func ExampleParse() {
 	//     topic:
 	//   breaker:
 	//     enabled: true
+	//     name:
 	//     consecutive_failures: 5
 	//     failure_ratio: 0
 	//     min_requests: 20
@@ -108,6 +109,7 @@ func ExampleParse() {
 	//     half_open_requests: 1
 	//   throttle:
 	//     rate: 0
+	//     name:
 	//     burst: 1
 	//   dedup:
 	//     enabled: true

@@ -81,6 +81,11 @@ type PoisonConfig struct {
 type BreakerConfig struct {
 	// Enabled switches the breaker on; default true.
 	Enabled bool `yaml:"enabled"`
+	// Name shares one breaker among every handler with the same name (a
+	// breaker per downstream dependency); empty (default) gives each handler
+	// its own, named after it. Handlers sharing a name use the settings of
+	// the first one started.
+	Name string `yaml:"name"`
 	// ConsecutiveFailures opens the breaker; default 5.
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
 	// FailureRatio opens it too when reached over Interval with at least
@@ -100,6 +105,9 @@ type BreakerConfig struct {
 type ThrottleConfig struct {
 	// Rate is messages per second per handler; 0 (default) disables it.
 	Rate float64 `yaml:"rate"`
+	// Name shares one token bucket among every handler with the same name;
+	// empty (default) gives each handler its own.
+	Name string `yaml:"name"`
 	// Burst is how many may go at once; default 1.
 	Burst int `yaml:"burst"`
 }

@@ -52,25 +52,14 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 		out = append(out, middleware.DelayedRetry{Delayer: delayer, Delays: m.DelayedRetry.Delays, Logger: logger}.Middleware)
 	}
 	if m.Breaker.Enabled {
-		b := m.Breaker
-		bc := middleware.Breaker{
-			Name:                h.name,
-			ConsecutiveFailures: uint32(b.ConsecutiveFailures),
-			OpenTimeout:         b.OpenTimeout,
-			HalfOpenRequests:    uint32(b.HalfOpenRequests),
-			Logger:              logger,
-		}
-		if b.FailureRatio > 0 {
-			bc.FailureRatio, bc.MinRequests, bc.Interval = b.FailureRatio, uint32(b.MinRequests), b.Interval
-		}
-		cb, err := middleware.NewBreaker(bc)
+		cb, err := a.breaker(h.name, m.Breaker)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
 		out = append(out, cb.Middleware)
 	}
 	if m.Throttle.Rate > 0 {
-		t, err := middleware.NewThrottle(middleware.Throttle{Rate: m.Throttle.Rate, Burst: m.Throttle.Burst})
+		t, err := a.throttle(h.name, m.Throttle)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
@@ -99,6 +88,69 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 	}
 	out = append(out, middleware.Timeout(m.Timeout), middleware.Recoverer)
 	return out, nil
+}
+
+// breaker returns the handler's circuit breaker: its own, or the one shared
+// under cfg.Name.
+func (a *App) breaker(handler string, cfg BreakerConfig) (*middleware.CircuitBreaker, error) {
+	name := cfg.Name
+	if name == "" {
+		name = handler
+	}
+	if cb, ok := a.breakers[name]; ok && cfg.Name != "" {
+		return cb, nil
+	}
+	bc := middleware.Breaker{
+		Name:                name,
+		ConsecutiveFailures: uint32(cfg.ConsecutiveFailures),
+		OpenTimeout:         cfg.OpenTimeout,
+		HalfOpenRequests:    uint32(cfg.HalfOpenRequests),
+		Logger:              a.logger,
+	}
+	if cfg.FailureRatio > 0 {
+		bc.FailureRatio, bc.MinRequests, bc.Interval = cfg.FailureRatio, uint32(cfg.MinRequests), cfg.Interval
+	}
+	cb, err := middleware.NewBreaker(bc)
+	if err != nil {
+		return nil, err
+	}
+	if a.breakers == nil {
+		a.breakers = map[string]*middleware.CircuitBreaker{}
+	}
+	a.breakers[name] = cb
+	return cb, nil
+}
+
+// BreakerState returns the state of the circuit breaker named name (a
+// handler's name, or a shared breaker.name) once the App has started:
+// "closed", "open" or "half-open".
+func (a *App) BreakerState(name string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cb, ok := a.breakers[name]
+	if !ok {
+		return "", false
+	}
+	return cb.State().String(), true
+}
+
+// throttle returns the handler's token bucket: its own, or the one shared
+// under cfg.Name.
+func (a *App) throttle(handler string, cfg ThrottleConfig) (*middleware.Throttler, error) {
+	if t, ok := a.throttles[cfg.Name]; ok && cfg.Name != "" {
+		return t, nil
+	}
+	t, err := middleware.NewThrottle(middleware.Throttle{Rate: cfg.Rate, Burst: cfg.Burst})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Name != "" {
+		if a.throttles == nil {
+			a.throttles = map[string]*middleware.Throttler{}
+		}
+		a.throttles[cfg.Name] = t
+	}
+	return t, nil
 }
 
 // dedupStore returns the App's store for cfg, opening it on first use. All

@@ -297,3 +297,65 @@ func TestStack_BreakerHoldsMessagesThenProcessesThemAfterRecovery(t *testing.T) 
 		}
 	})
 }
+
+func TestStack_NamedBreakerIsSharedAndObservable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig), frameworktest.WithTimeout(time.Minute))
+		shared := framework.WithMiddleware(func(m *framework.MiddlewareConfig) {
+			m.Breaker.Name = "payments-api"
+			m.Retry.MaxAttempts = 1
+			m.DelayedRetry.Enabled = false
+		})
+		var refunds atomic.Int64
+		framework.Handle(h.App, "charge", "orders", func(context.Context, OrderPlaced) error {
+			return errors.New("payments API down")
+		}, shared)
+		framework.Handle(h.App, "refund", "refunds", func(context.Context, OrderPlaced) error {
+			refunds.Add(1)
+			return nil
+		}, shared)
+		h.Start()
+		if s, ok := h.App.BreakerState("payments-api"); !ok || s != "closed" {
+			t.Fatalf("state %q, %v", s, ok)
+		}
+		for i := range 3 {
+			h.Publish("orders", OrderPlaced{OrderID: strconv.Itoa(i)})
+		}
+		h.WaitPoisoned("charge", 3)
+		if s, _ := h.App.BreakerState("payments-api"); s != "open" {
+			t.Fatalf("state after 3 failures = %q, want open", s)
+		}
+		h.Publish("refunds", OrderPlaced{OrderID: "r-1"})
+		h.Advance(10 * time.Second)
+		if refunds.Load() != 0 {
+			t.Error("the other handler of the shared breaker ran while it was open")
+		}
+		frameworktest.WaitConsumed[OrderPlaced](h, "refund", 1) // after open_timeout, as the trial
+		if s, _ := h.App.BreakerState("payments-api"); s != "closed" {
+			t.Errorf("state after a successful trial = %q", s)
+		}
+	})
+}
+
+func TestStack_NamedThrottleIsShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
+		shared := framework.WithMiddleware(func(m *framework.MiddlewareConfig) {
+			m.Throttle = framework.ThrottleConfig{Name: "warehouse", Rate: 2, Burst: 1}
+		})
+		framework.Handle(h.App, "reserve", "a", func(context.Context, OrderPlaced) error { return nil }, shared)
+		framework.Handle(h.App, "release", "b", func(context.Context, OrderPlaced) error { return nil }, shared)
+		h.Start()
+		start := time.Now()
+		for i := range 5 {
+			h.Publish("a", OrderPlaced{OrderID: strconv.Itoa(i)})
+			h.Publish("b", OrderPlaced{OrderID: strconv.Itoa(i)})
+		}
+		frameworktest.WaitConsumed[OrderPlaced](h, "reserve", 5)
+		frameworktest.WaitConsumed[OrderPlaced](h, "release", 5)
+		// 10 messages at 2/s with a burst of 1 through one shared bucket: 4.5s.
+		if took := time.Since(start); took != 4500*time.Millisecond {
+			t.Errorf("10 messages took %v, want 4.5s through one 2/s bucket", took)
+		}
+	})
+}
