@@ -1,0 +1,177 @@
+package amqp
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/transports"
+)
+
+// Exchange types Config.ExchangeType accepts.
+const (
+	// ExchangeFanout gives every topic its own fanout exchange, named like
+	// the topic; each consumer group's queue <topic>.<group> is bound to it.
+	ExchangeFanout = "fanout"
+	// ExchangeTopic publishes every topic to one topic exchange
+	// (Config.Exchange) with the topic as routing key; a group's queue is
+	// bound with the subscribed topic as binding key, so subscribing to
+	// "orders.*" receives "orders.placed" and "orders.paid".
+	ExchangeTopic = "topic"
+)
+
+// Config is the AMQP transport's config section (transport.amqp).
+//
+// Start from DefaultConfig: Open does not fill in zero fields.
+type Config struct {
+	// URL is the broker's AMQP URI (amqp:// or amqps://). Its password is
+	// never printed: errors and logs show it redacted.
+	URL string `yaml:"url" millrace:"dsn"`
+
+	// ExchangeType is "fanout" (an exchange per topic) or "topic" (one
+	// exchange, Exchange, routed by topic with wildcards).
+	ExchangeType string `yaml:"exchange_type"`
+
+	// Exchange names the single exchange used when ExchangeType is "topic".
+	// Ignored for "fanout".
+	Exchange string `yaml:"exchange"`
+
+	// Durable declares exchanges and queues durable: they survive a broker
+	// restart.
+	Durable bool `yaml:"durable"`
+
+	// Persistent publishes messages with delivery mode persistent: on
+	// durable queues they survive a broker restart.
+	Persistent bool `yaml:"persistent"`
+
+	// Prefetch is how many unacked messages the broker hands one
+	// subscription at a time (basic.qos prefetch count). At least 1.
+	Prefetch int `yaml:"prefetch"`
+
+	// PublisherConfirms makes Publish return only after the broker confirmed
+	// each message (publisher confirms). Without it Publish returns once the
+	// message is written to the socket.
+	PublisherConfirms bool `yaml:"publisher_confirms"`
+
+	// PublisherChannels is the size of the publisher's channel pool: how many
+	// Publish calls run concurrently. 0 opens a new channel per Publish call
+	// (slow). Must not be negative.
+	PublisherChannels int `yaml:"publisher_channels"`
+
+	// TLS configures the client side of TLS; enabling it requires an amqps://
+	// URL.
+	TLS TLSConfig `yaml:"tls"`
+
+	// ReconnectInitialInterval is the first wait before reconnecting after
+	// the connection was lost; waits grow up to ReconnectMaxInterval.
+	ReconnectInitialInterval time.Duration `yaml:"reconnect_initial_interval"`
+	// ReconnectMaxInterval caps the wait between reconnection attempts.
+	ReconnectMaxInterval time.Duration `yaml:"reconnect_max_interval"`
+}
+
+// TLSConfig is the tls subsection of Config.
+type TLSConfig struct {
+	// Enabled turns on TLS with the settings below.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of CAs that verify the broker's certificate. Empty
+	// means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify disables verification of the broker's certificate.
+	// Only for tests.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// DefaultConfig returns the defaults: a local RabbitMQ as guest, fanout
+// exchanges, durable queues, persistent messages, prefetch 100, publisher
+// confirms on, 8 publisher channels, reconnect after 500ms growing to 30s.
+func DefaultConfig() *Config {
+	return &Config{
+		URL:                      "amqp://guest:guest@127.0.0.1:5672/",
+		ExchangeType:             ExchangeFanout,
+		Exchange:                 "millrace",
+		Durable:                  true,
+		Persistent:               true,
+		Prefetch:                 100,
+		PublisherConfirms:        true,
+		PublisherChannels:        8,
+		ReconnectInitialInterval: 500 * time.Millisecond,
+		ReconnectMaxInterval:     30 * time.Second,
+	}
+}
+
+// Validate checks every field and returns a *millrace.ConfigError for each bad
+// one (joined with errors.Join when there are several). Keys are relative to
+// the section, for example "prefetch" or "tls.cert_file". The URL is shown
+// with its password redacted.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, value, problem string) {
+		errs = append(errs, &millrace.ConfigError{Key: key, Value: value, Problem: problem})
+	}
+
+	redacted := transports.RedactDSN(c.URL)
+	var scheme string
+	if c.URL == "" {
+		bad("url", "", "must be set, for example amqp://user:password@host:5672/vhost")
+	} else if uri, err := amqp091.ParseURI(c.URL); err != nil {
+		// The parse error may quote the URL, so only say what is expected.
+		bad("url", redacted, "not a valid AMQP URI: want amqp://user:password@host:port/vhost or amqps://...")
+	} else {
+		scheme = uri.Scheme
+	}
+
+	switch c.ExchangeType {
+	case ExchangeFanout:
+	case ExchangeTopic:
+		if c.Exchange == "" {
+			bad("exchange", "", `must be set when exchange_type is "topic"`)
+		}
+	default:
+		bad("exchange_type", c.ExchangeType, `must be one of: fanout, topic`)
+	}
+	if c.Prefetch < 1 {
+		bad("prefetch", strconv.Itoa(c.Prefetch), "must be at least 1")
+	}
+	if c.PublisherChannels < 0 {
+		bad("publisher_channels", strconv.Itoa(c.PublisherChannels), "must be 0 (a channel per publish) or greater")
+	}
+	if c.TLS.Enabled && scheme != "" && scheme != "amqps" {
+		bad("tls.enabled", "true", "needs an amqps:// url, got "+strconv.Quote(scheme+"://"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		if c.TLS.CertFile == "" {
+			bad("tls.cert_file", "", "must be set together with tls.key_file")
+		} else {
+			bad("tls.key_file", "", "must be set together with tls.cert_file")
+		}
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.InsecureSkipVerify) {
+		bad("tls.enabled", "false", "must be true when tls.ca_file, tls.cert_file or tls.insecure_skip_verify is set")
+	}
+	if c.ReconnectInitialInterval <= 0 {
+		bad("reconnect_initial_interval", c.ReconnectInitialInterval.String(), "must be greater than 0")
+	}
+	if c.ReconnectMaxInterval <= 0 || c.ReconnectMaxInterval < c.ReconnectInitialInterval {
+		bad("reconnect_max_interval", c.ReconnectMaxInterval.String(),
+			"must be greater than 0 and at least reconnect_initial_interval ("+c.ReconnectInitialInterval.String()+")")
+	}
+
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	default:
+		return errors.Join(errs...)
+	}
+}
+
+// redactedURL is the URL for logs and errors.
+func (c *Config) redactedURL() string { return transports.RedactDSN(c.URL) }

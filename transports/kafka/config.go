@@ -1,0 +1,194 @@
+package kafka
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/millrace/millrace"
+)
+
+// Config is the Kafka transport's config section (transport.kafka).
+//
+// Start from DefaultConfig; Validate reports every bad key at once.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port. At least one.
+	Brokers []string `yaml:"brokers"`
+
+	// InitialOffset is where a consumer group that has no committed offset
+	// for a partition starts: "oldest" (every retained message) or "newest"
+	// (only messages published after the group joined).
+	InitialOffset string `yaml:"initial_offset"`
+
+	// Producer tunes the publisher.
+	Producer ProducerConfig `yaml:"producer"`
+
+	// TLS encrypts connections to the brokers.
+	TLS TLSConfig `yaml:"tls"`
+
+	// SASL authenticates to the brokers.
+	SASL SASLConfig `yaml:"sasl"`
+
+	// fastGroups shortens consumer group heartbeats and rebalance timeouts
+	// for tests (set by export_test.go).
+	fastGroups bool
+}
+
+// ProducerConfig tunes how messages are written.
+type ProducerConfig struct {
+	// Acks is how many replicas must have a record before a publish
+	// returns: "all" (every in-sync replica; the only durable choice),
+	// "leader" or "none".
+	Acks string `yaml:"acks"`
+
+	// Idempotent makes the broker drop duplicates of a record the producer
+	// retried, so a retry never writes a message twice nor reorders one key.
+	// Requires acks "all". Nil means true when acks is "all".
+	Idempotent *bool `yaml:"idempotent"`
+
+	// Compression is the record batch codec: none, gzip, snappy, lz4, zstd.
+	Compression string `yaml:"compression"`
+
+	// Linger is how long the producer waits to fill a batch before sending
+	// it. 0 sends at once. Must not be negative.
+	Linger time.Duration `yaml:"linger"`
+
+	// BatchSize is how many messages trigger sending a batch before Linger
+	// has passed. 0 means no count limit. Must not be negative.
+	BatchSize int `yaml:"batch_size"`
+}
+
+// TLSConfig encrypts connections with TLS.
+type TLSConfig struct {
+	// Enabled turns TLS on. The other keys are ignored when it is false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of CAs to trust instead of the system pool.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify accepts any broker certificate. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig authenticates with SASL. Mechanism "" turns it off.
+type SASLConfig struct {
+	// Mechanism is "plain", "scram-sha-256" or "scram-sha-512", or empty for
+	// no SASL. PLAIN sends the password in the clear: use it with TLS.
+	Mechanism string `yaml:"mechanism"`
+	// Username and Password are the credentials; both are required when
+	// Mechanism is set. The password never appears in logs or errors.
+	Username string `yaml:"username"`
+	Password string `yaml:"password" millrace:"secret"`
+}
+
+// Allowed values, in the order errors list them.
+var (
+	initialOffsets = []string{"oldest", "newest"}
+	acksValues     = []string{"all", "leader", "none"}
+	compressions   = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+	mechanisms     = []string{"plain", "scram-sha-256", "scram-sha-512"}
+)
+
+// DefaultConfig returns the defaults: a broker on 127.0.0.1:9092, new groups
+// start at the oldest retained message, and the producer waits for all
+// in-sync replicas, is idempotent, compresses with snappy and lingers 5ms.
+func DefaultConfig() *Config {
+	return &Config{
+		Brokers:       []string{"127.0.0.1:9092"},
+		InitialOffset: "oldest",
+		Producer: ProducerConfig{
+			Acks:        "all",
+			Compression: "snappy",
+			Linger:      5 * time.Millisecond,
+		},
+	}
+}
+
+// idempotent reports whether the producer is idempotent: as configured, or
+// by default when acks is "all".
+func (p *ProducerConfig) idempotent() bool {
+	if p.Idempotent != nil {
+		return *p.Idempotent
+	}
+	return p.Acks == "all"
+}
+
+// Validate checks every field and returns a *millrace.ConfigError for each bad
+// one (joined with errors.Join when there are several). Keys are relative to
+// the section, for example "producer.acks". The SASL password is never put
+// in an error.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, value, problem string) {
+		errs = append(errs, &millrace.ConfigError{Key: key, Value: value, Problem: problem})
+	}
+	oneOf := func(key, value string, allowed []string) {
+		if !slices.Contains(allowed, value) {
+			bad(key, value, "must be one of: "+strings.Join(allowed, ", "))
+		}
+	}
+
+	if len(c.Brokers) == 0 {
+		bad("brokers", "", "at least one broker (host:port) is required")
+	}
+	for i, b := range c.Brokers {
+		if !validHostPort(b) {
+			bad("brokers."+strconv.Itoa(i), b, "must be host:port")
+		}
+	}
+	oneOf("initial_offset", c.InitialOffset, initialOffsets)
+
+	p := &c.Producer
+	oneOf("producer.acks", p.Acks, acksValues)
+	if p.Idempotent != nil && *p.Idempotent && p.Acks != "all" {
+		bad("producer.idempotent", "true", `requires producer.acks "all" (got "`+p.Acks+`")`)
+	}
+	oneOf("producer.compression", p.Compression, compressions)
+	if p.Linger < 0 {
+		bad("producer.linger", p.Linger.String(), "must be 0 or greater")
+	}
+	if p.BatchSize < 0 {
+		bad("producer.batch_size", strconv.Itoa(p.BatchSize), "must be 0 or greater")
+	}
+
+	if t := &c.TLS; t.Enabled {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad("tls.cert_file", t.CertFile, "tls.cert_file and tls.key_file must be given together")
+		}
+	}
+
+	if s := &c.SASL; s.Mechanism != "" {
+		oneOf("sasl.mechanism", s.Mechanism, mechanisms)
+		if s.Username == "" {
+			bad("sasl.username", "", "required when sasl.mechanism is set")
+		}
+		if s.Password == "" {
+			bad("sasl.password", "", "required when sasl.mechanism is set")
+		}
+	} else if c.SASL.Username != "" || c.SASL.Password != "" {
+		bad("sasl.mechanism", "", "required when sasl.username or sasl.password is set; one of: "+strings.Join(mechanisms, ", "))
+	}
+
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	default:
+		return errors.Join(errs...)
+	}
+}
+
+// validHostPort reports whether s looks like host:port with a port in range.
+func validHostPort(s string) bool {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 || i == len(s)-1 {
+		return false
+	}
+	port, err := strconv.Atoi(s[i+1:])
+	return err == nil && port > 0 && port < 65536
+}

@@ -1,0 +1,5 @@
+package kafka
+
+// FastGroups makes consumer groups heartbeat every 100ms and give up on a
+// rebalance after 3s, so tests that add and remove members run quickly.
+func FastGroups(c *Config) { c.fastGroups = true }

@@ -1,0 +1,64 @@
+package kafka_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/millrace/millrace/transports"
+	"github.com/millrace/millrace/transports/kafka"
+)
+
+// newCluster starts an in-process Kafka-protocol broker that creates topics
+// on first use with partitions partitions, and stops it when the test ends.
+func newCluster(t *testing.T, partitions int, opts ...kfake.Opt) []string {
+	t.Helper()
+	opts = append([]kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(partitions),
+	}, opts...)
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// testConfig is the default config pointed at brokers, with fast consumer
+// group timings.
+func testConfig(brokers []string) *kafka.Config {
+	cfg := kafka.DefaultConfig()
+	cfg.Brokers = brokers
+	kafka.FastGroups(cfg)
+	return cfg
+}
+
+// testLogger discards logs unless KAFKA_TEST_LOG=debug.
+func testLogger() *slog.Logger {
+	if os.Getenv("KAFKA_TEST_LOG") == "debug" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// openTransport opens a transport on cfg and closes it when the test ends
+// (before the cluster, which was started first).
+func openTransport(t *testing.T, cfg *kafka.Config) *kafka.Transport {
+	t.Helper()
+	tr, err := kafka.Open(context.Background(), *cfg, transports.Deps{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return tr
+}

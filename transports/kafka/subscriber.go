@@ -1,0 +1,146 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// MetadataRetryDueAt is the metadata key of a message on a retry topic: when
+// it is due, RFC 3339 with nanoseconds, UTC. Delay sets it; Subscriber holds
+// the message until then.
+const MetadataRetryDueAt = "retry_due_at"
+
+// RetryTopic returns the topic on which Delay parks messages of topic for
+// consumer group group: "<topic>.retry.<group>". Only that group reads it.
+func RetryTopic(topic, group string) string { return topic + ".retry." + group }
+
+// subscriber consumes in one consumer group. Each Subscribe(topic) consumes
+// topic and, for a named group, the group's retry topic too, and merges both
+// into one channel. A retry-topic message is handed over only when its
+// retry_due_at has passed: until then the partition it came from waits (the
+// watermill-kafka consumer delivers the next message of a partition only
+// after the previous one is acked), while other partitions and the main topic
+// go on.
+//
+// The retry topic is read in Kafka consumer group "<group>.retry", not
+// "<group>": a rebalance waits for every member to let go of the message it
+// holds, and a held retry message is let go only when due. In a group of
+// their own, held retries can delay only rebalances of the retry topic, never
+// the group's main topic.
+type subscriber struct {
+	group string
+	inner *wkafka.Subscriber // topic, in group
+	retry *wkafka.Subscriber // retry topic, in group + ".retry"; nil for group ""
+
+	mu      sync.Mutex
+	closed  bool
+	merging sync.WaitGroup // one per merged subscription, until its channel is closed
+}
+
+func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if s.group == "" {
+		return s.inner.Subscribe(ctx, topic)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	// Both subscriptions end with ctx, with Close, or (if the second
+	// cannot start) at once.
+	ctx, cancel := context.WithCancel(ctx)
+	main, err := s.inner.Subscribe(ctx, topic)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	retry, err := s.retry.Subscribe(ctx, RetryTopic(topic, s.group))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+
+	out := make(chan *message.Message)
+	s.merging.Add(1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for msg := range main {
+			handOver(out, msg)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for msg := range retry {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if holdUntilDue(msg) {
+					handOver(out, msg)
+				}
+			}()
+		}
+	}()
+	go func() {
+		wg.Wait()
+		cancel()
+		close(out)
+		s.merging.Done()
+	}()
+	return out, nil
+}
+
+// handOver sends msg to out unless msg's context ends first (its
+// subscription was cancelled or the subscriber closed); such a message was
+// not acked and is consumed again later.
+func handOver(out chan<- *message.Message, msg *message.Message) {
+	select {
+	case out <- msg:
+	case <-msg.Context().Done():
+	}
+}
+
+// holdUntilDue waits until msg's retry_due_at and reports whether it may be
+// handed over (false: its context ended meanwhile). A message without a
+// valid due time is due at once.
+func holdUntilDue(msg *message.Message) bool {
+	due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetadataRetryDueAt))
+	if err != nil {
+		return true
+	}
+	wait := time.Until(due)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-msg.Context().Done():
+		return false
+	}
+}
+
+// Close stops every subscription, waits for their consumers to leave the
+// group and closes their channels before it returns. Unacked messages are
+// delivered again later, to this group. It is safe to call more than once.
+func (s *subscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	err := s.inner.Close()
+	if s.retry != nil {
+		err = errors.Join(err, s.retry.Close())
+	}
+	// The inner channels are closed now and held retries see their
+	// contexts end, so the merges finish promptly.
+	s.merging.Wait()
+	return err
+}

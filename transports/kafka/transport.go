@@ -1,0 +1,203 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports"
+)
+
+// NackResendSleep is how long a subscription waits before it redelivers a
+// nacked message, so a handler that keeps failing never spins on a
+// partition. Longer waits belong to delayed retries (Delay).
+const NackResendSleep = 500 * time.Millisecond
+
+var (
+	errConfigType = errors.New("kafka: config must be a *kafka.Config")
+
+	// ErrClosed is returned by Subscriber and Delay after Close.
+	ErrClosed = errors.New("kafka: transport closed")
+)
+
+// Kind describes the Kafka transport for a transports.Registry: it is
+// selected by transport.kind "kafka", configured by the section
+// transport.kafka (a *Config) and opened with Open.
+func Kind() transports.Kind {
+	return transports.Kind{
+		Name:          "kafka",
+		DefaultConfig: func() any { return DefaultConfig() },
+		Open: func(ctx context.Context, cfg any, deps transports.Deps) (transports.Transport, error) {
+			c, ok := cfg.(*Config)
+			if !ok || c == nil {
+				return nil, errConfigType
+			}
+			return Open(ctx, *c, deps)
+		},
+	}
+}
+
+// Transport is an open Kafka connection: one publisher shared by the service
+// and a subscriber per consumer group. It also implements
+// middleware.Delayer with retry topics (see Delay).
+type Transport struct {
+	cfg    Config
+	sarama *sarama.Config
+	logger watermill.LoggerAdapter
+	pub    *wkafka.Publisher
+
+	mu     sync.Mutex
+	closed bool
+	subs   []*subscriber
+}
+
+// Open validates cfg and connects the publisher; it fails when no broker
+// answers. Subscribers connect when they subscribe.
+func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sc, err := cfg.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	wl := watermill.NewSlogLogger(logger)
+	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
+		Brokers:               cfg.Brokers,
+		Marshaler:             marshaler{},
+		OverwriteSaramaConfig: sc,
+	}, wl)
+	if err != nil {
+		// Sarama's errors name brokers and causes, never the SASL password.
+		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, err)
+	}
+	return &Transport{cfg: cfg, sarama: sc, logger: wl, pub: pub}, nil
+}
+
+// Publisher returns the shared publisher. Publish returns once every message
+// is written with the configured acks; a message with metadata
+// partition_key is written to the partition of that key, so one key's
+// messages keep their publish order.
+func (t *Transport) Publisher() message.Publisher { return publisher{t.pub} }
+
+// Subscriber returns a subscriber in consumer group group: every group gets
+// every message, and each partition is read by one subscription of the group
+// at a time, in order. A new group starts at initial_offset. Offsets are
+// committed after ack; a nacked message is redelivered on the same
+// subscription after NackResendSleep, and the messages behind it on its
+// partition wait.
+//
+// For a non-empty group, each Subscribe(topic) also consumes the group's
+// retry topic (RetryTopic, in Kafka consumer group "<group>.retry") and
+// hands its messages over when they are due.
+// Group "" reads every partition of the topic without a group and without
+// committing offsets.
+func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	s := &subscriber{group: group}
+	var err error
+	if s.inner, err = t.newSubscriber(group); err != nil {
+		return nil, err
+	}
+	if group != "" {
+		if s.retry, err = t.newSubscriber(group + ".retry"); err != nil {
+			_ = s.inner.Close()
+			return nil, err
+		}
+	}
+	t.subs = append(t.subs, s)
+	return s, nil
+}
+
+func (t *Transport) newSubscriber(group string) (*wkafka.Subscriber, error) {
+	s, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
+		Brokers:               t.cfg.Brokers,
+		Unmarshaler:           marshaler{},
+		OverwriteSaramaConfig: t.sarama,
+		ConsumerGroup:         group,
+		NackResendSleep:       NackResendSleep,
+		ReconnectRetrySleep:   time.Second,
+	}, t.logger)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: subscriber for group %q: %w", group, err)
+	}
+	return s, nil
+}
+
+// Delay schedules msg for redelivery to group after delay by publishing a
+// copy to the group's retry topic, RetryTopic(topic, group), with metadata
+// retry_due_at (now + delay). Only subscribers of group read that topic;
+// they hand the copy over once it is due. It returns when the copy is
+// written, so the caller may then ack the original. The copy keeps msg's
+// partition key, so one key's retries stay in order among themselves.
+//
+// Retry topics are created on first use by the broker's topic
+// auto-creation (auto.create.topics.enable), or must be created beforehand
+// with as many partitions as their topic.
+func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
+	if group == "" {
+		return errors.New("kafka: delay needs a consumer group")
+	}
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cp := message.NewMessage(msg.UUID, msg.Payload)
+	cp.Metadata = maps.Clone(msg.Metadata)
+	if cp.Metadata == nil {
+		cp.Metadata = message.Metadata{}
+	}
+	cp.Metadata.Set(MetadataRetryDueAt, time.Now().Add(delay).UTC().Format(time.RFC3339Nano))
+	if err := t.pub.Publish(RetryTopic(topic, group), cp); err != nil {
+		return fmt.Errorf("kafka: delay message %s: %w", msg.UUID, err)
+	}
+	return nil
+}
+
+// Close closes every subscriber the transport made, then the publisher. It
+// is safe to call more than once; later calls return nil.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	subs := t.subs
+	t.subs = nil
+	t.mu.Unlock()
+
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close())
+	}
+	errs = append(errs, t.pub.Close())
+	return errors.Join(errs...)
+}
+
+// publisher hides the publisher's Close: the transport owns it.
+type publisher struct{ *wkafka.Publisher }
+
+func (publisher) Close() error { return nil }
