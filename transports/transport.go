@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
@@ -144,4 +145,34 @@ func (r *Registry) Open(ctx context.Context, name string, cfg any, deps Deps) (T
 		return nil, fmt.Errorf("open transport %q: %w", name, err)
 	}
 	return tr, nil
+}
+
+// Retainer is implemented by transports on which a message published to a
+// topic that no consumer group has subscribed to yet would be dropped (a
+// RabbitMQ exchange without bound queues). Retain makes the transport keep
+// every message published to topic from now on, readable by Browse, so that
+// a dead-letter topic holds its messages before any operator reads it.
+// Transports that keep topics as logs (memory, Kafka, SQL) need not
+// implement it. The framework calls Retain for the poison topic at start.
+type Retainer interface {
+	Retain(ctx context.Context, topic string) error
+}
+
+// EnsureUUID gives msg an id when it has none, as happens with a message
+// that a client other than Watermill published (it sets no
+// _watermill_message_uuid header). The id is "<source>:" followed by key,
+// when key identifies the message stably across redeliveries (a Kafka
+// topic/partition/offset, an SQL offset, an AMQP message-id), so that
+// deduplication still recognises a redelivery; with an empty key it is a
+// new random UUID. It reports whether it set an id.
+func EnsureUUID(msg *message.Message, source, key string) bool {
+	if msg.UUID != "" {
+		return false
+	}
+	if key != "" {
+		msg.UUID = source + ":" + key
+	} else {
+		msg.UUID = watermill.NewUUID()
+	}
+	return true
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/transports"
 )
@@ -93,4 +95,31 @@ func TestRegistry_NamesAndDefaults(t *testing.T) {
 	if len(defs) != 2 || defs["a"].(*sectionConfig).Port != 1 || defs["a"] == reg.DefaultConfigs()["a"] {
 		t.Errorf("DefaultConfigs must return fresh defaults per call: %v", defs)
 	}
+}
+
+func TestEnsureUUID(t *testing.T) {
+	cases := []struct {
+		name, id, source, key string
+		want                  string
+		set                   bool
+	}{
+		{name: "keeps an id", id: "abc", source: "kafka", key: "t/0/1", want: "abc"},
+		{name: "stable key", source: "kafka", key: "orders/3/42", want: "kafka:orders/3/42", set: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := message.NewMessage(c.id, nil)
+			if got := transports.EnsureUUID(m, c.source, c.key); got != c.set || m.UUID != c.want {
+				t.Fatalf("EnsureUUID = %v, UUID %q; want %v, %q", got, m.UUID, c.set, c.want)
+			}
+		})
+	}
+	t.Run("random without key", func(t *testing.T) {
+		a, b := message.NewMessage("", nil), message.NewMessage("", nil)
+		transports.EnsureUUID(a, "amqp", "")
+		transports.EnsureUUID(b, "amqp", "")
+		if a.UUID == "" || a.UUID == b.UUID {
+			t.Fatalf("random ids %q, %q: want distinct, non-empty", a.UUID, b.UUID)
+		}
+	})
 }
