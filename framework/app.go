@@ -209,6 +209,17 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 	if err != nil {
 		return err
 	}
+	if r, ok := a.transport.(transports.Retainer); ok && h.mw.Poison.Enabled {
+		// On a broker that drops messages of unbound topics, the poison
+		// topic must keep what it is sent before anyone reads it.
+		topic := h.mw.Poison.Topic
+		if topic == "" {
+			topic = middleware.TopicFor(a.cfg.Service.Name)
+		}
+		if err := r.Retain(ctx, topic); err != nil {
+			return fmt.Errorf("retain poison topic %q: %w", topic, err)
+		}
+	}
 	chain := message.HandlerFunc(h.deliver)
 	for _, layer := range [][]message.HandlerMiddleware{h.middleware, a.middleware, defaults} {
 		for i := len(layer) - 1; i >= 0; i-- {

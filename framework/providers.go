@@ -8,6 +8,8 @@ import (
 	"github.com/google/wire"
 
 	"github.com/millrace/millrace/transports"
+	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/kafka"
 	"github.com/millrace/millrace/transports/memory"
 )
 
@@ -16,10 +18,14 @@ import (
 // no file at all (defaults and environment only).
 type ConfigPath string
 
-// Transports returns the registry of the transports millrace ships:
-// memory (the default).
+// Transports returns the registry of the transports millrace ships: memory
+// (the default), kafka, amqp (RabbitMQ), postgres and mysql.
 func Transports() (*transports.Registry, error) {
-	return transports.NewRegistry(memory.Kind())
+	return transports.NewRegistry(
+		memory.Kind(),
+		kafka.Kind(),
+		amqp.Kind(),
+	)
 }
 
 // ProvideConfig loads the config file at path (or MILLRACE_CONFIG's) with

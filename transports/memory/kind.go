@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -70,3 +71,82 @@ func (t transport) Delay(ctx context.Context, topic, group string, msg *message.
 func (t transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
 	return t.b.Browse(ctx, topic)
 }
+
+// KindOn describes a memory transport on an existing broker b, for running
+// several services in one process (an example, a test of services talking
+// to each other): every App opened through a registry holding KindOn(b)
+// publishes and subscribes on b, as services share a real broker. The
+// transport.memory section is validated but not applied (b has its config).
+// Closing such a transport closes the subscribers it made, not b: its owner
+// closes b when every service stopped.
+func KindOn(b *Broker) transports.Kind {
+	return transports.Kind{
+		Name:          "memory",
+		DefaultConfig: func() any { return DefaultConfig() },
+		Open: func(context.Context, any, transports.Deps) (transports.Transport, error) {
+			b.mu.RLock()
+			closed := b.closed
+			b.mu.RUnlock()
+			if closed {
+				return nil, ErrClosed
+			}
+			return &sharedTransport{b: b}, nil
+		},
+	}
+}
+
+// sharedTransport is a service's view of a broker it does not own.
+type sharedTransport struct {
+	b *Broker
+
+	mu     sync.Mutex
+	closed bool
+	subs   []*Subscriber
+}
+
+func (t *sharedTransport) Publisher() message.Publisher { return sharedPublisher{t.b} }
+
+func (t *sharedTransport) Subscriber(group string) (message.Subscriber, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	s, err := transport{t.b}.Subscriber(group)
+	if err != nil {
+		return nil, err
+	}
+	t.subs = append(t.subs, s.(*Subscriber))
+	return s, nil
+}
+
+func (t *sharedTransport) Close() error {
+	t.mu.Lock()
+	subs := t.subs
+	t.subs, t.closed = nil, true
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Delay is Broker.Delay.
+func (t *sharedTransport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
+	return t.b.Delay(ctx, topic, group, msg, delay)
+}
+
+// Browse is Broker.Browse.
+func (t *sharedTransport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
+	return t.b.Browse(ctx, topic)
+}
+
+// sharedPublisher publishes on a broker that its Close leaves open.
+type sharedPublisher struct{ b *Broker }
+
+func (p sharedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.b.Publish(topic, msgs...)
+}
+
+func (sharedPublisher) Close() error { return nil }

@@ -71,3 +71,60 @@ func TestKind_WrongConfigTypeIsError(t *testing.T) {
 		t.Error("Open with a non-pointer config succeeded")
 	}
 }
+
+func TestKindOn_ServicesShareTheBroker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := memory.New(*memory.DefaultConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		reg, err := transports.NewRegistry(memory.KindOn(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := func() transports.Transport {
+			tr, err := reg.Open(t.Context(), "memory", reg.DefaultConfigs()["memory"], transports.Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tr
+		}
+		billing, shipping := open(), open()
+		chB := subscribe(t, t.Context(), must(billing.Subscriber("billing")), "orders")
+		chS := subscribe(t, t.Context(), must(shipping.Subscriber("shipping")), "orders")
+		if err := billing.Publisher().Publish("orders", msg("m0", "")); err != nil {
+			t.Fatal(err)
+		}
+		if got := receiveAcked(t, chB, 1); got[0] != "m0" {
+			t.Errorf("billing got %v, want [m0]", got)
+		}
+		if got := receiveAcked(t, chS, 1); got[0] != "m0" {
+			t.Errorf("shipping got %v, want [m0]", got)
+		}
+
+		// Closing one service's transport leaves the broker to the others.
+		if err := billing.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := billing.Subscriber("billing"); !errors.Is(err, memory.ErrClosed) {
+			t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
+		}
+		if err := shipping.Publisher().Publish("orders", msg("m1", "")); err != nil {
+			t.Fatal(err)
+		}
+		if got := receiveAcked(t, chS, 1); got[0] != "m1" {
+			t.Errorf("shipping got %v after billing closed, want [m1]", got)
+		}
+		if err := shipping.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
