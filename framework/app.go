@@ -361,10 +361,16 @@ func (a *App) wait(ctx context.Context, done <-chan struct{}, d time.Duration) b
 	}
 }
 
-// closeAll ends the subscriptions, closes the subscribers and then the
-// transport (which closes its publisher).
+// closeAll closes the subscribers, ends the subscriptions' contexts, and
+// closes the transport (which closes its publisher).
+//
+// Subscribers are closed before their contexts end: a subscriber may still
+// be settling the last acks on the broker (an SQL offset update in the
+// transaction of its batch, a Kafka offset commit), work that cancelling
+// its context would abort, so the acked message would come again.
+// Subscriber.Close ends subscriptions on its own and waits for that work.
 func (a *App) closeAll() error {
-	a.cancelSubs()
+	defer a.cancelSubs()
 	var errs []error
 	a.mu.Lock()
 	subs := a.subscribers

@@ -397,3 +397,26 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestPublishMessage_SeveralMessagesInOneCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t, frameworktest.WithConfig(noStack))
+		h.Start()
+		a, b := message.NewMessage("m-1", []byte(`{"order_id":"o-1"}`)), message.NewMessage("m-2", []byte(`{"order_id":"o-2"}`))
+		if err := h.App.PublishMessage(context.Background(), "orders", a, b); err != nil {
+			t.Fatal(err)
+		}
+		got := h.Messages("orders")
+		if len(got) != 2 || got[0].UUID != "m-1" || got[1].UUID != "m-2" {
+			t.Fatalf("published %v, want m-1 and m-2 in order", got)
+		}
+		for _, m := range got {
+			if m.Metadata.Get(millrace.MetadataCorrelationID) != m.UUID || m.Metadata.Get(millrace.MetadataPublishedBy) == "" {
+				t.Errorf("message %s lacks its envelope: %v", m.UUID, m.Metadata)
+			}
+		}
+		if err := h.App.PublishMessage(context.Background(), "orders"); err != nil {
+			t.Errorf("PublishMessage without messages: %v, want nil", err)
+		}
+	})
+}

@@ -124,5 +124,5 @@ func ExampleParse() {
 	// shutdown:
 	//   timeout: 30s
 	//   cancel_grace: 5s
-	// config key "transport.kind": value "carrier-pigeon": unknown transport kind; known kinds: amqp, kafka, memory
+	// config key "transport.kind": value "carrier-pigeon": unknown transport kind; known kinds: amqp, kafka, memory, mysql, postgres
 }

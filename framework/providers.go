@@ -11,6 +11,7 @@ import (
 	"github.com/millrace/millrace/transports/amqp"
 	"github.com/millrace/millrace/transports/kafka"
 	"github.com/millrace/millrace/transports/memory"
+	sqltransport "github.com/millrace/millrace/transports/sql"
 )
 
 // ConfigPath is the path of the service's YAML config file, as wire needs a
@@ -25,6 +26,8 @@ func Transports() (*transports.Registry, error) {
 		memory.Kind(),
 		kafka.Kind(),
 		amqp.Kind(),
+		sqltransport.PostgresKind(),
+		sqltransport.MySQLKind(),
 	)
 }
 

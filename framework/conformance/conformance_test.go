@@ -1,18 +1,18 @@
 package conformance_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"strings"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-	"go.uber.org/goleak"
-
 	"github.com/millrace/millrace/framework/conformance"
 	"github.com/millrace/millrace/transports"
+	"github.com/millrace/millrace/transports/kafka/kafkatest"
 	"github.com/millrace/millrace/transports/memory"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { kafkatest.VerifyTestMain(m) }
 
 // The suite runs on every transport, unchanged; each Target only says where
 // its broker is, as a deployment's environment would.
@@ -38,12 +38,8 @@ func TestKafka(t *testing.T) {
 	conformance.Run(t, conformance.Target{
 		Kind: "kafka",
 		Env: func(t *testing.T) []string {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
-			return []string{"MILLRACE_TRANSPORT_KAFKA_BROKERS=" + strings.Join(c.ListenAddrs(), ",")}
+			brokers := kafkatest.NewCluster(t, 4)
+			return []string{"MILLRACE_TRANSPORT_KAFKA_BROKERS=" + strings.Join(brokers, ",")}
 		},
 	})
 }
@@ -56,4 +52,39 @@ func TestAMQP(t *testing.T) {
 			return []string{"MILLRACE_TRANSPORT_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/"}
 		},
 	})
+}
+
+// The SQL targets give each run its own table prefix, as two deployments
+// sharing a database would.
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	conformance.Run(t, conformance.Target{
+		Kind: "postgres",
+		Env: func(*testing.T) []string {
+			return []string{
+				"MILLRACE_TRANSPORT_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+				"MILLRACE_TRANSPORT_POSTGRES_TABLE_PREFIX=" + tablePrefix(),
+			}
+		},
+	})
+}
+
+func TestMySQL(t *testing.T) {
+	t.Parallel()
+	conformance.Run(t, conformance.Target{
+		Kind: "mysql",
+		Env: func(*testing.T) []string {
+			return []string{
+				"MILLRACE_TRANSPORT_MYSQL_DSN=root@tcp(127.0.0.1:3306)/test?parseTime=true",
+				"MILLRACE_TRANSPORT_MYSQL_TABLE_PREFIX=" + tablePrefix(),
+			}
+		},
+	})
+}
+
+func tablePrefix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return "conf_" + hex.EncodeToString(b) + "_"
 }

@@ -293,7 +293,7 @@ func (s *suite) gracefulShutdown(t *testing.T) {
 		<-release
 		finished.Store(true)
 		return nil
-	})
+	}, framework.Concurrency(1)) // one consumer: no rebalance (Kafka) moves the message meanwhile
 	first.Start()
 	if err := first.App.Publish(context.Background(), topic, placeOrder{OrderID: "in-flight"}); err != nil {
 		t.Fatal(err)
@@ -315,7 +315,7 @@ func (s *suite) gracefulShutdown(t *testing.T) {
 
 	// The next instance of the service must not get it again.
 	second := s.newService(t, name)
-	framework.Handle(second.App, "render", topic, func(context.Context, placeOrder) error { return nil })
+	framework.Handle(second.App, "render", topic, func(context.Context, placeOrder) error { return nil }, framework.Concurrency(1))
 	second.Start()
 	if err := second.App.Publish(context.Background(), topic, placeOrder{OrderID: "marker"}); err != nil {
 		t.Fatal(err)

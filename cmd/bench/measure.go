@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/framework"
+)
+
+// order is the payload every measurement publishes: about 100 bytes of
+// JSON, like a small domain event.
+type order struct {
+	OrderID  string `json:"order_id"`
+	Customer string `json:"customer"`
+	Cents    int    `json:"cents"`
+	Note     string `json:"note"`
+}
+
+func newOrder(i int) order {
+	return order{OrderID: fmt.Sprintf("order-%08d", i), Customer: "customer-0042", Cents: 1000 + i%5000, Note: "leave at the door"}
+}
+
+// measure runs the raw and the millrace side on t.
+func (t *target) measure(ctx context.Context, o options) ([]row, error) {
+	var rows []row
+	var errs []error
+	add := func(side string, pub, con float64, err error) {
+		rows = append(rows, row{transport: t.name, side: side, publish: pub, consume: con})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", side, err))
+		}
+	}
+	pub, con, err := t.raw(ctx, o, 1, true)
+	add("raw watermill defaults, 1/publish", pub, con, err)
+	if o.batch > 1 {
+		pub, _, err := t.raw(ctx, o, o.batch, false)
+		add(fmt.Sprintf("raw watermill defaults, %d/publish", o.batch), pub, 0, err)
+	}
+	pub, con, err = t.millrace(ctx, o, 1, true)
+	add("millrace defaults + full stack, 1/publish", pub, con, err)
+	if o.batch > 1 {
+		pub, _, err := t.millrace(ctx, o, o.batch, false)
+		add(fmt.Sprintf("millrace defaults, %d/publish", o.batch), pub, 0, err)
+	}
+	return rows, errors.Join(errs...)
+}
+
+// raw publishes o.n messages with the raw adapter and, if consume, drains
+// them with a Watermill Router without middleware.
+func (t *target) raw(ctx context.Context, o options, batch int, consume bool) (pubRate, conRate float64, err error) {
+	topic, group := fresh("bench.raw"), "bench-raw"
+	pub, sub, err := t.rawPubSub(group)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = sub.Close(); _ = pub.Close() }()
+	if consume {
+		if err := t.initGroup(sub, topic); err != nil {
+			return 0, 0, err
+		}
+	}
+	payload, _ := json.Marshal(newOrder(0))
+	pubRate, err = publishAll(o, batch, func(first, count int) error {
+		msgs := make([]*message.Message, count)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(watermill.NewUUID(), payload)
+		}
+		return pub.Publish(topic, msgs...)
+	})
+	if err != nil || !consume {
+		return pubRate, 0, err
+	}
+
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, t.wlog)
+	if err != nil {
+		return pubRate, 0, err
+	}
+	c := newCounter(o.n)
+	router.AddConsumerHandler("sink", topic, sub, func(*message.Message) error { c.hit(); return nil })
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- router.Run(runCtx) }()
+	err = c.wait(o.timeout)
+	cancel()
+	err = errors.Join(err, <-done)
+	return pubRate, c.rate(), err
+}
+
+// millrace publishes o.n messages through an App on the configured
+// transport and, if consume, drains them with a typed no-op handler behind
+// the default middleware stack.
+func (t *target) millrace(ctx context.Context, o options, batch int, consume bool) (pubRate, conRate float64, err error) {
+	topic, group := fresh("bench.millrace"), "bench-millrace"
+	tr, closeTransport, err := framework.OpenTransport(ctx, t.cfg, t.reg, t.logger)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closeTransport()
+	app, err := framework.New(t.cfg, t.logger, tr)
+	if err != nil {
+		return 0, 0, err
+	}
+	c := newCounter(o.n)
+	framework.Handle(app, "sink", topic, func(context.Context, order) error { return nil }, framework.Group(group))
+	app.Observe(framework.ObserverFunc(func(out framework.Outcome) {
+		if out.Handled && out.Err == nil {
+			c.hit()
+		}
+	}))
+	if consume {
+		sub, err := tr.Subscriber(group)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := t.initGroup(sub, topic); err != nil {
+			return 0, 0, err
+		}
+	}
+	typeName := framework.TypeName(order{})
+	pubRate, err = publishAll(o, batch, func(first, count int) error {
+		if count == 1 {
+			return app.Publish(ctx, topic, newOrder(first))
+		}
+		msgs := make([]*message.Message, count)
+		for i := range msgs {
+			payload, err := json.Marshal(newOrder(first + i))
+			if err != nil {
+				return err
+			}
+			msgs[i] = message.NewMessage(watermill.NewUUID(), payload)
+			msgs[i].Metadata.Set(millrace.MetadataType, typeName)
+		}
+		return app.PublishMessage(ctx, topic, msgs...)
+	})
+	if err != nil || !consume {
+		return pubRate, 0, err
+	}
+	if err := app.Start(ctx); err != nil {
+		return pubRate, 0, err
+	}
+	err = c.wait(o.timeout)
+	return pubRate, c.rate(), errors.Join(err, app.Stop(ctx))
+}
+
+// initGroup makes sure group's queue exists before messages are published,
+// on brokers where a group receives only what is published after it
+// subscribed (RabbitMQ). Logs (Kafka, SQL) need nothing.
+func (t *target) initGroup(sub message.Subscriber, topic string) error {
+	if t.name != "amqp" {
+		return nil
+	}
+	if si, ok := sub.(message.SubscribeInitializer); ok {
+		return si.SubscribeInitialize(topic)
+	}
+	return nil
+}
+
+// publishAll publishes o.n messages from o.publishers goroutines, batch per
+// call of publish(first, count), and returns messages per second.
+func publishAll(o options, batch int, publish func(first, count int) error) (float64, error) {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	start := time.Now()
+	for range o.publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				first := int(next.Add(int64(batch))) - batch
+				if first >= o.n {
+					return
+				}
+				if err := publish(first, min(batch, o.n-first)); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return float64(o.n) / elapsed.Seconds(), nil
+}
+
+// counter counts handled messages and times the drain from the first to
+// the n-th.
+type counter struct {
+	n           int64
+	count       atomic.Int64
+	first, last atomic.Int64 // unix nanoseconds
+	done        chan struct{}
+}
+
+func newCounter(n int) *counter { return &counter{n: int64(n), done: make(chan struct{})} }
+
+func (c *counter) hit() {
+	now := time.Now().UnixNano()
+	k := c.count.Add(1)
+	c.first.CompareAndSwap(0, now)
+	if k == c.n {
+		c.last.Store(now)
+		close(c.done)
+	}
+}
+
+func (c *counter) wait(timeout time.Duration) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("consumed %d of %d messages in %v", c.count.Load(), c.n, timeout)
+	}
+}
+
+// rate is messages per second between the first and the last message, 0
+// if the drain did not complete.
+func (c *counter) rate() float64 {
+	first, last := c.first.Load(), c.last.Load()
+	if last == 0 || last <= first {
+		return 0
+	}
+	return float64(c.n-1) / time.Duration(last-first).Seconds()
+}
+
+func fresh(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
