@@ -53,13 +53,21 @@ type Config struct {
 
 	// PublisherConfirms makes Publish return only after the broker confirmed
 	// each message (publisher confirms). Without it Publish returns once the
-	// message is written to the socket.
+	// message is written to the socket; then the messages of consecutive
+	// Publish calls may reach a queue out of order when PublisherChannels
+	// is above 1 (the broker runs channels in parallel), and a message lost
+	// with the connection goes unnoticed.
 	PublisherConfirms bool `yaml:"publisher_confirms"`
 
-	// PublisherChannels is the size of the publisher's channel pool: how many
-	// Publish calls run concurrently. 0 opens a new channel per Publish call
-	// (slow). Must not be negative.
+	// PublisherChannels is how many AMQP channels the publisher spreads
+	// Publish calls over, round robin. Calls share channels: any number run
+	// concurrently, each waiting only for its own confirms, so this is not a
+	// cap on concurrency but on how much of the broker's per-channel work
+	// runs in parallel. At least 1.
 	PublisherChannels int `yaml:"publisher_channels"`
+
+	// Queue sets optional arguments of every consumer group's queue.
+	Queue QueueConfig `yaml:"queue"`
 
 	// TLS configures the client side of TLS; enabling it requires an amqps://
 	// URL.
@@ -70,6 +78,74 @@ type Config struct {
 	ReconnectInitialInterval time.Duration `yaml:"reconnect_initial_interval"`
 	// ReconnectMaxInterval caps the wait between reconnection attempts.
 	ReconnectMaxInterval time.Duration `yaml:"reconnect_max_interval"`
+}
+
+// Overflow policies QueueConfig.Overflow accepts: what RabbitMQ does with a
+// message published to a queue that holds QueueConfig.MaxLength messages.
+const (
+	// OverflowDropHead drops the oldest message of the queue (RabbitMQ's
+	// default). Publish succeeds.
+	OverflowDropHead = "drop-head"
+	// OverflowRejectPublish refuses the new message: with publisher
+	// confirms, Publish returns an error.
+	OverflowRejectPublish = "reject-publish"
+	// OverflowRejectPublishDLX is OverflowRejectPublish that also
+	// dead-letters the refused message, if the queue has a dead-letter
+	// exchange.
+	OverflowRejectPublishDLX = "reject-publish-dlx"
+)
+
+// QueueConfig is the queue subsection of Config: arguments every consumer
+// group's queue "<topic>.<group>" is declared with. Zero values leave an
+// argument out. RabbitMQ does not change the arguments of a queue that
+// exists: declaring it with other ones fails (PRECONDITION_FAILED), and
+// Subscribe then returns an error naming the queue and the argument; delete
+// the queue (losing its messages) or keep its old settings. The queue that
+// Retain declares gets none of these.
+type QueueConfig struct {
+	// MaxPriority makes the queues priority queues (x-max-priority) with
+	// priorities 0 to MaxPriority, at most 255 (RabbitMQ advises at most
+	// 10). A message's priority is its metadata MetadataPriority.
+	MaxPriority int `yaml:"max_priority"`
+	// MessageTTL drops (or dead-letters) a message that waited longer in
+	// the queue (x-message-ttl, whole milliseconds).
+	MessageTTL time.Duration `yaml:"message_ttl"`
+	// MaxLength caps how many ready messages a queue holds (x-max-length);
+	// Overflow says what happens beyond.
+	MaxLength int `yaml:"max_length"`
+	// Overflow is drop-head (the default), reject-publish or
+	// reject-publish-dlx (x-overflow). Only with MaxLength.
+	Overflow string `yaml:"overflow"`
+}
+
+// arguments returns the queue arguments q configures, nil if none.
+func (q QueueConfig) arguments() amqp091.Table {
+	if q == (QueueConfig{}) {
+		return nil
+	}
+	args := amqp091.Table{}
+	if q.MaxPriority > 0 {
+		args["x-max-priority"] = int32(q.MaxPriority)
+	}
+	if q.MessageTTL > 0 {
+		args["x-message-ttl"] = q.MessageTTL.Milliseconds()
+	}
+	if q.MaxLength > 0 {
+		args["x-max-length"] = int64(q.MaxLength)
+	}
+	if q.Overflow != "" {
+		args["x-overflow"] = q.Overflow
+	}
+	return args
+}
+
+// queueArgumentKeys maps the queue arguments millrace sets to their config
+// keys, for errors about queues declared differently before.
+var queueArgumentKeys = map[string]string{
+	"x-max-priority": "queue.max_priority",
+	"x-message-ttl":  "queue.message_ttl",
+	"x-max-length":   "queue.max_length",
+	"x-overflow":     "queue.overflow",
 }
 
 // TLSConfig is the tls subsection of Config.
@@ -139,8 +215,27 @@ func (c *Config) Validate() error {
 	if c.Prefetch < 1 {
 		bad("prefetch", strconv.Itoa(c.Prefetch), "must be at least 1")
 	}
-	if c.PublisherChannels < 0 {
-		bad("publisher_channels", strconv.Itoa(c.PublisherChannels), "must be 0 (a channel per publish) or greater")
+	if c.PublisherChannels < 1 {
+		bad("publisher_channels", strconv.Itoa(c.PublisherChannels), "must be at least 1")
+	}
+	q := c.Queue
+	if q.MaxPriority < 0 || q.MaxPriority > 255 {
+		bad("queue.max_priority", strconv.Itoa(q.MaxPriority), "must be from 0 (no priorities) to 255")
+	}
+	if q.MessageTTL < 0 || (q.MessageTTL > 0 && q.MessageTTL < time.Millisecond) {
+		bad("queue.message_ttl", q.MessageTTL.String(), "must be 0 (no TTL) or at least 1ms")
+	}
+	if q.MaxLength < 0 {
+		bad("queue.max_length", strconv.Itoa(q.MaxLength), "must be 0 (no limit) or greater")
+	}
+	switch q.Overflow {
+	case "":
+	case OverflowDropHead, OverflowRejectPublish, OverflowRejectPublishDLX:
+		if q.MaxLength == 0 {
+			bad("queue.overflow", q.Overflow, "needs queue.max_length")
+		}
+	default:
+		bad("queue.overflow", q.Overflow, "must be one of: drop-head, reject-publish, reject-publish-dlx")
 	}
 	if c.TLS.Enabled && scheme != "" && scheme != "amqps" {
 		bad("tls.enabled", "true", "needs an amqps:// url, got "+strconv.Quote(scheme+"://"))

@@ -22,7 +22,10 @@ func TestConfig_Validate(t *testing.T) {
 			c.URL = "amqps://u:p@rabbit:5671/vhost"
 			c.TLS = amqp.TLSConfig{Enabled: true, CertFile: "c.pem", KeyFile: "k.pem"}
 		}, nil},
-		{"no channel pool", func(c *amqp.Config) { c.PublisherChannels = 0 }, nil},
+		{"queue options", func(c *amqp.Config) {
+			c.Queue = amqp.QueueConfig{MaxPriority: 10, MessageTTL: time.Minute, MaxLength: 100, Overflow: amqp.OverflowRejectPublish}
+		}, nil},
+		{"zero channels", func(c *amqp.Config) { c.PublisherChannels = 0 }, []string{"publisher_channels"}},
 		{"empty url", func(c *amqp.Config) { c.URL = "" }, []string{"url"}},
 		{"not an amqp url", func(c *amqp.Config) { c.URL = "http://guest:s3cret@host/" }, []string{"url"}},
 		{"bad port", func(c *amqp.Config) { c.URL = "amqp://guest:s3cret@host:port/" }, []string{"url"}},
@@ -33,6 +36,16 @@ func TestConfig_Validate(t *testing.T) {
 		}, []string{"exchange"}},
 		{"zero prefetch", func(c *amqp.Config) { c.Prefetch = 0 }, []string{"prefetch"}},
 		{"negative channels", func(c *amqp.Config) { c.PublisherChannels = -1 }, []string{"publisher_channels"}},
+		{"priority too high", func(c *amqp.Config) { c.Queue.MaxPriority = 256 }, []string{"queue.max_priority"}},
+		{"negative priority", func(c *amqp.Config) { c.Queue.MaxPriority = -1 }, []string{"queue.max_priority"}},
+		{"sub-millisecond ttl", func(c *amqp.Config) { c.Queue.MessageTTL = time.Microsecond }, []string{"queue.message_ttl"}},
+		{"negative ttl", func(c *amqp.Config) { c.Queue.MessageTTL = -time.Second }, []string{"queue.message_ttl"}},
+		{"negative max length", func(c *amqp.Config) { c.Queue.MaxLength = -1 }, []string{"queue.max_length"}},
+		{"unknown overflow", func(c *amqp.Config) {
+			c.Queue.MaxLength = 10
+			c.Queue.Overflow = "drop-tail"
+		}, []string{"queue.overflow"}},
+		{"overflow without max length", func(c *amqp.Config) { c.Queue.Overflow = amqp.OverflowDropHead }, []string{"queue.overflow"}},
 		{"tls on amqp url", func(c *amqp.Config) { c.TLS.Enabled = true }, []string{"tls.enabled"}},
 		{"tls files without tls", func(c *amqp.Config) { c.TLS.CAFile = "ca.pem" }, []string{"tls.enabled"}},
 		{"cert without key", func(c *amqp.Config) {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
@@ -18,14 +17,13 @@ import (
 // (x-expires), so distinct delays do not pile up queues.
 const waitQueueIdle = time.Hour
 
-// delayer publishes delayed messages over its own connection and channel,
-// opened on first use and again after either was lost.
+// delayer publishes delayed messages over a channel of the transport's side
+// connection, opened on first use and again after it was lost.
 type delayer struct {
 	t *Transport
 
 	mu       sync.Mutex
 	closed   bool
-	conn     *amqp091.Connection
 	ch       *amqp091.Channel
 	declared map[string]struct{} // queues declared on ch
 }
@@ -52,13 +50,12 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 }
 
 func (d *delayer) publish(ctx context.Context, target string, msg *message.Message, delay time.Duration) error {
-	m := wamqp.DefaultMarshaler{NotPersistentDeliveryMode: !d.t.cfg.Persistent}
-	p, err := m.Marshal(msg)
+	// The marshaler leaves out the redelivered flag: the copy is a new
+	// delivery, not a redelivery of msg.
+	p, err := d.t.marshaler().Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("amqp: delay %s: %w", msg.UUID, err)
 	}
-	// The copy is a new delivery, not a redelivery of msg.
-	delete(p.Headers, wamqp.MetadataRedeliveredKey)
 
 	routingKey := target
 	var ms int64
@@ -71,7 +68,7 @@ func (d *delayer) publish(ctx context.Context, target string, msg *message.Messa
 	d.mu.Lock()
 	ch, err := d.channel()
 	if err == nil {
-		err = d.declare(ch, target, nil)
+		err = declareError(target, d.declare(ch, target, d.t.cfg.Queue.arguments()))
 	}
 	if err == nil && ms > 0 {
 		err = d.declare(ch, routingKey, amqp091.Table{
@@ -108,18 +105,11 @@ func (d *delayer) channel() (*amqp091.Channel, error) {
 	if d.ch != nil && !d.ch.IsClosed() {
 		return d.ch, nil
 	}
-	if d.conn == nil || d.conn.IsClosed() {
-		conn, err := amqp091.DialConfig(d.t.cfg.URL, amqp091.Config{
-			TLSClientConfig: d.t.tlsCfg,
-			Heartbeat:       10 * time.Second,
-			Locale:          "en_US",
-		})
-		if err != nil {
-			return nil, d.t.redact("connect for delays", err)
-		}
-		d.conn = conn
+	conn, err := d.t.sideConn.get()
+	if err != nil {
+		return nil, err
 	}
-	ch, err := d.conn.Channel()
+	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
@@ -152,8 +142,8 @@ func (d *delayer) close() error {
 		return nil
 	}
 	d.closed = true
-	if d.conn == nil || d.conn.IsClosed() {
+	if d.ch == nil || d.ch.IsClosed() {
 		return nil
 	}
-	return d.conn.Close() // closes d.ch too
+	return d.ch.Close()
 }

@@ -1,5 +1,7 @@
-// Package amqp is millrace's RabbitMQ (AMQP 0-9-1) transport, built on
-// watermill-amqp.
+// Package amqp is millrace's RabbitMQ (AMQP 0-9-1) transport: a Watermill
+// publisher and subscriber on rabbitmq/amqp091-go that speak watermill-amqp's
+// message format (metadata as string headers, the id in header
+// _watermill_message_uuid), so services on plain watermill-amqp interoperate.
 //
 // # Guarantees
 //
@@ -15,6 +17,20 @@
 //   - Order. One subscription receives its queue's messages in publish
 //     order, redeliveries aside; across several subscriptions of a group
 //     there is no order.
+//   - Retention. Transport.Retain (transports.Retainer) keeps a topic's
+//     messages in the queue "T.retained" before any group subscribed, and
+//     Transport.Browse (dlq.Browser) reads them, oldest first, without
+//     removing them: this is how the poison topic holds its messages.
+//   - Other clients. Metadata travels as string AMQP headers and the id as
+//     header _watermill_message_uuid and as the message-id property, so any
+//     AMQP client sees both. A message from a client that set no
+//     _watermill_message_uuid gets the id "amqp:<message-id>", or a random
+//     one without message-id; non-string headers become text.
+//   - Publishing. Publish is safe for concurrent use; concurrent calls share
+//     a few channels and wait only for their own confirms. While the broker
+//     is unreachable Publish fails; it reconnects on the next call, so a
+//     caller that retries gets through once the broker is back.
+//     Subscriptions reconnect and resume by themselves.
 //   - Delayed delivery. Transport.Delay (millrace's middleware.Delayer) puts
 //     a copy of a message into one group's queue after a delay, by way of a
 //     per-delay wait queue whose expired messages RabbitMQ dead-letters into
@@ -28,4 +44,15 @@
 //	  amqp:
 //	    url: amqp://app:${RABBITMQ_PASSWORD}@rabbit:5672/orders
 //	    prefetch: 50
+//	    exchange_type: topic     # one exchange, routing keys with wildcards:
+//	    exchange: orders         # subscribe to "orders.*" or "#"
+//	    queue:                   # arguments of every group's queue
+//	      max_priority: 10       # x-max-priority; metadata amqp_priority sets a message's
+//	      message_ttl: 24h       # x-message-ttl
+//	      max_length: 100000     # x-max-length
+//	      overflow: reject-publish # x-overflow: drop-head | reject-publish | reject-publish-dlx
+//
+// RabbitMQ cannot change the arguments of an existing queue: after a change
+// of the queue section, Subscribe fails with ErrQueueArguments, naming the
+// queue and the argument, until the queue is deleted.
 package amqp

@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -34,4 +35,37 @@ func ExampleOpen() {
 	}
 	m := <-msgs
 	m.Ack()
+}
+
+// Keep a dead-letter topic's messages before anyone consumes it, and read
+// them without removing them.
+func ExampleTransport_Browse() {
+	cfg := amqp.DefaultConfig()
+	tr, err := amqp.Open(context.Background(), *cfg, slog.Default())
+	if err != nil {
+		panic(err)
+	}
+	defer tr.Close()
+
+	topic := "example.poison." + watermill.NewShortUUID()
+	if err := tr.Retain(context.Background(), topic); err != nil { // queue "<topic>.retained"
+		panic(err)
+	}
+	for _, p := range []string{"first", "second"} {
+		if err := tr.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte(p))); err != nil {
+			panic(err)
+		}
+	}
+	msgs, err := tr.Browse(context.Background(), topic)
+	if err != nil {
+		panic(err)
+	}
+	for _, m := range msgs {
+		fmt.Println(string(m.Payload))
+	}
+	// The example's queue and exchange are not needed afterwards.
+	cleanUp(topic, amqp.RetainedQueue(topic))
+	// Output:
+	// first
+	// second
 }

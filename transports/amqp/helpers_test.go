@@ -18,7 +18,7 @@ const brokerURL = "amqp://guest:guest@127.0.0.1:5672/"
 
 // openTransport opens a transport on the test broker with the defaults,
 // changed by mutate, and closes it when the test ends.
-func openTransport(t *testing.T, mutate func(*amqp.Config)) *amqp.Transport {
+func openTransport(t testing.TB, mutate func(*amqp.Config)) *amqp.Transport {
 	t.Helper()
 	cfg := amqp.DefaultConfig()
 	cfg.URL = brokerURL
@@ -44,7 +44,7 @@ func uniqueTopic(prefix string) string {
 
 // deleteLater deletes the named queues and exchanges when the test ends,
 // after cleanups registered later (such as closing transports) have run.
-func deleteLater(t *testing.T, queues, exchanges func() []string) {
+func deleteLater(t testing.TB, queues, exchanges func() []string) {
 	t.Helper()
 	t.Cleanup(func() {
 		conn, err := amqp091.Dial(brokerURL)
@@ -105,4 +105,18 @@ func receive(t *testing.T, ch <-chan *message.Message, timeout time.Duration) *m
 // newMessage returns a message with a new UUID and payload.
 func newMessage(payload string) *message.Message {
 	return message.NewMessage(watermill.NewUUID(), []byte(payload))
+}
+
+// cleanUp deletes queue and exchange, for examples (which have no t).
+func cleanUp(exchange, queue string) {
+	conn, err := amqp091.Dial(brokerURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_, _ = ch.QueueDelete(queue, false, false, false)
+		_ = ch.ExchangeDelete(exchange, false, false)
+		_ = ch.Close()
+	}
 }

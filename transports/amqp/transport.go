@@ -11,10 +11,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/transports"
 )
@@ -23,9 +25,14 @@ import (
 var ErrClosed = errors.New("amqp: transport closed")
 
 // Transport is an open connection to a RabbitMQ (AMQP 0-9-1) broker through
-// watermill-amqp. It holds three connections: one for publishing, one shared
-// by all subscribers (so a publisher blocked by broker flow control does not
-// stall consumers), and one, opened on first use, for Delay.
+// amqp091-go, with watermill-amqp's message format. It holds three
+// connections, named "millrace <id> <purpose>" on the broker: one for
+// publishing, one shared by all subscribers (so a publisher blocked by
+// broker flow control does not stall consumers), and one, opened on first
+// use, for Delay, Retain and Browse. Subscriptions reconnect and resume by
+// themselves; the publisher and the third connection dial again on the next
+// call after the connection was lost, so calls fail while the broker is
+// away and work again when it is back.
 //
 // Topology: with exchange_type fanout, topic T is a fanout exchange T, and
 // consumer group G consumes from the queue "T.G" bound to it; with
@@ -34,7 +41,8 @@ var ErrClosed = errors.New("amqp: transport closed")
 // group's queue receives every message; the subscriptions of one group
 // compete for the messages of its queue. A queue exists from the first
 // Subscribe (or SubscribeInitialize) of its group on: messages published
-// before that are not kept for the group.
+// before that are not kept for the group (Retain keeps a topic's messages
+// for Browse).
 //
 // Delivery is at least once: a message is acked after the handler acked it;
 // a nack, or a subscription closed before ack, requeues it at once.
@@ -45,14 +53,18 @@ type Transport struct {
 	logger watermill.LoggerAdapter
 	tlsCfg *tls.Config
 
-	pub     *wamqp.Publisher
-	subConn *wamqp.ConnectionWrapper
+	name     string // prefix of the connection names the broker shows
+	pubConn  connector
+	pub      *publisher
+	subConn  connector
+	sideConn connector // Delay, Retain, Browse
 
 	mu     sync.Mutex
 	closed bool
-	subs   []*wamqp.Subscriber
+	subs   []*subscriber
 
-	delay delayer
+	delay  delayer
+	browse sync.Mutex // one Browse at a time: see Browse
 }
 
 // Open connects to the broker cfg.URL names, which must be reachable, and
@@ -65,60 +77,84 @@ func Open(_ context.Context, cfg Config, logger *slog.Logger) (*Transport, error
 	if logger == nil {
 		logger = slog.Default()
 	}
-	t := &Transport{cfg: cfg, logger: watermill.NewSlogLogger(logger)}
+	t := &Transport{cfg: cfg, logger: watermill.NewSlogLogger(logger), name: "millrace " + watermill.NewShortUUID()}
 	tlsCfg, err := cfg.TLS.build()
 	if err != nil {
 		return nil, err
 	}
 	t.tlsCfg = tlsCfg
 
-	pubCfg := t.wamqpConfig("")
-	pub, err := wamqp.NewPublisher(pubCfg, t.logger)
-	if err != nil {
-		return nil, t.redact("open publisher", err)
+	t.pubConn.dial = func() (*amqp091.Connection, error) { return t.dial("publisher") }
+	t.subConn.dial = func() (*amqp091.Connection, error) { return t.dial("subscribers") }
+	t.sideConn.dial = func() (*amqp091.Connection, error) { return t.dial("delays, retain and browse") }
+	// Dial now, so that a wrong URL fails Open.
+	if _, err := t.pubConn.get(); err != nil {
+		return nil, err
 	}
-	subConn, err := wamqp.NewConnection(pubCfg.Connection, t.logger)
-	if err != nil {
-		_ = pub.Close()
-		return nil, t.redact("open subscriber connection", err)
-	}
-	t.pub, t.subConn = pub, subConn
+	t.pub = newPublisher(t)
 	t.delay.t = t
 	return t, nil
 }
 
-// wamqpConfig returns the watermill-amqp config for consumer group group
-// ("" for the publisher).
-func (t *Transport) wamqpConfig(group string) wamqp.Config {
-	c := wamqp.NewDurablePubSubConfig(t.cfg.URL, func(topic string) string { return queueName(topic, group) })
-	c.Connection.TLSConfig = t.tlsCfg
-	c.Connection.Reconnect = &wamqp.ReconnectConfig{
-		BackoffInitialInterval:     t.cfg.ReconnectInitialInterval,
-		BackoffRandomizationFactor: 0.5,
-		BackoffMultiplier:          1.5,
-		BackoffMaxInterval:         t.cfg.ReconnectMaxInterval,
+// dial opens a connection to the broker for purpose (named in errors).
+func (t *Transport) dial(purpose string) (*amqp091.Connection, error) {
+	props := amqp091.NewConnectionProperties()
+	props["connection_name"] = t.name + " " + purpose
+	conn, err := amqp091.DialConfig(t.cfg.URL, amqp091.Config{
+		TLSClientConfig: t.tlsCfg,
+		Heartbeat:       10 * time.Second,
+		Locale:          "en_US",
+		Dial:            amqp091.DefaultDial(dialTimeout),
+		Properties:      props,
+	})
+	if err != nil {
+		return nil, t.redact("connect for "+purpose, err)
 	}
-	c.Marshaler = marshaler{wamqp.DefaultMarshaler{NotPersistentDeliveryMode: !t.cfg.Persistent}}
-	c.Exchange.Durable = t.cfg.Durable
-	c.Queue.Durable = t.cfg.Durable
+	return conn, nil
+}
+
+// dialTimeout bounds connecting to the broker.
+const dialTimeout = 10 * time.Second
+
+// marshaler returns the marshaler for the transport's messages.
+func (t *Transport) marshaler() marshaler {
+	return marshaler{wamqp.DefaultMarshaler{NotPersistentDeliveryMode: !t.cfg.Persistent}}
+}
+
+// exchangeName is the exchange topic is published to.
+func (t *Transport) exchangeName(topic string) string {
 	if t.cfg.ExchangeType == ExchangeTopic {
-		c.Exchange.GenerateName = wamqp.GenerateExchangeNameConstant(t.cfg.Exchange)
-		c.Exchange.Type = ExchangeTopic
-		c.QueueBind.GenerateRoutingKey = func(topic string) string { return topic }
-		c.Publish.GenerateRoutingKey = func(topic string) string { return topic }
+		return t.cfg.Exchange
 	}
-	c.Publish.ConfirmDelivery = t.cfg.PublisherConfirms
-	c.Publish.ChannelPoolSize = t.cfg.PublisherChannels
-	c.Consume.Qos.PrefetchCount = t.cfg.Prefetch
-	return c
+	return topic
+}
+
+// routingKey is the routing key topic is published with, and the binding
+// key its queues are bound with.
+func (t *Transport) routingKey(topic string) string {
+	if t.cfg.ExchangeType == ExchangeTopic {
+		return topic
+	}
+	return ""
+}
+
+// declareExchange declares the exchange name as the transport's exchanges
+// are (the same arguments as watermill-amqp's subscribers use).
+func (t *Transport) declareExchange(ch *amqp091.Channel, name string) error {
+	if err := ch.ExchangeDeclare(name, t.cfg.ExchangeType, t.cfg.Durable, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", name, err)
+	}
+	return nil
 }
 
 // queueName is the queue of consumer group group on topic.
 func queueName(topic, group string) string { return topic + "." + group }
 
-// Publisher returns the transport's publisher. Publish returns after the
-// broker confirmed every message when publisher_confirms is on. It is
-// closed by Close.
+// Publisher returns the transport's publisher, safe for concurrent use.
+// Publish returns after the broker confirmed every message when
+// publisher_confirms is on; it fails with ErrNotConfirmed for a message the
+// broker refused. While the broker is unreachable Publish fails; the next
+// call after it is back reconnects. It is closed by Close.
 func (t *Transport) Publisher() message.Publisher { return t.pub }
 
 // Subscriber returns a subscriber of consumer group group, which must not be
@@ -135,10 +171,7 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	if t.closed {
 		return nil, ErrClosed
 	}
-	s, err := wamqp.NewSubscriberWithConnection(t.wamqpConfig(group), t.logger, t.subConn)
-	if err != nil {
-		return nil, t.redact("open subscriber", err)
-	}
+	s := newSubscriber(t, group)
 	t.subs = append(t.subs, s)
 	return s, nil
 }
@@ -161,7 +194,7 @@ func (t *Transport) Close() error {
 	for _, s := range subs {
 		errs = append(errs, s.Close())
 	}
-	errs = append(errs, t.subConn.Close(), t.pub.Close(), t.delay.close())
+	errs = append(errs, t.subConn.close(), t.pub.Close(), t.delay.close(), t.sideConn.close())
 	return errors.Join(errs...)
 }
 
