@@ -1,8 +1,7 @@
 package conformance_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"os"
 	"strings"
 	"testing"
 
@@ -12,7 +11,12 @@ import (
 	"github.com/millrace/millrace/transports/memory"
 )
 
-func TestMain(m *testing.M) { kafkatest.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envKillChild) == "1" {
+		os.Exit(runKillChild()) // this binary is TestSIGKILL's consumer process
+	}
+	kafkatest.VerifyTestMain(m)
+}
 
 // The suite runs on every transport, unchanged; each Target only says where
 // its broker is, as a deployment's environment would.
@@ -83,8 +87,4 @@ func TestMySQL(t *testing.T) {
 	})
 }
 
-func tablePrefix() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return "conf_" + hex.EncodeToString(b) + "_"
-}
+func tablePrefix() string { return "conf_" + randomHex() + "_" }

@@ -1,21 +1,31 @@
 package kafka
 
 import (
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/transports"
 )
 
 // Config is the Kafka transport's config section (transport.kafka).
 //
 // Start from DefaultConfig; Validate reports every bad key at once.
 type Config struct {
-	// Brokers are the bootstrap brokers, host:port. At least one.
+	// Brokers are the bootstrap brokers, host:port. At least one. The
+	// client learns the rest of the cluster from them.
 	Brokers []string `yaml:"brokers"`
+
+	// ClientID names this service to the brokers (their logs, metrics and
+	// client quotas). Letters, digits, '.', '_' and '-'. Default "millrace".
+	ClientID string `yaml:"client_id"`
 
 	// InitialOffset is where a consumer group that has no committed offset
 	// for a partition starts: "oldest" (every retained message) or "newest"
@@ -52,11 +62,16 @@ type ProducerConfig struct {
 	Compression string `yaml:"compression"`
 
 	// Linger is how long the producer waits to fill a batch before sending
-	// it. 0 sends at once. Must not be negative.
+	// it. 0 (the default) sends at once. Publish writes one message at a
+	// time and waits for it, so a linger delays every Publish by up to
+	// Linger and batches only what several goroutines publish meanwhile:
+	// set it for many concurrent publishers, not for one. Must not be
+	// negative.
 	Linger time.Duration `yaml:"linger"`
 
 	// BatchSize is how many messages trigger sending a batch before Linger
-	// has passed. 0 means no count limit. Must not be negative.
+	// has passed. 0 means no count limit. Must not be negative, and needs a
+	// linger: without one a batch would wait for BatchSize messages forever.
 	BatchSize int `yaml:"batch_size"`
 }
 
@@ -70,19 +85,57 @@ type TLSConfig struct {
 	// brokers that authenticate clients by certificate. Both or neither.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
-	// InsecureSkipVerify accepts any broker certificate. For tests only.
+	// ServerName is the name the broker certificates must carry. Empty
+	// means the host of the broker address, which is right unless brokers
+	// are addressed by IP or through a proxy.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any broker certificate. For tests only;
+	// Open logs a warning when it is set.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // SASLConfig authenticates with SASL. Mechanism "" turns it off.
 type SASLConfig struct {
 	// Mechanism is "plain", "scram-sha-256" or "scram-sha-512", or empty for
-	// no SASL. PLAIN sends the password in the clear: use it with TLS.
+	// no SASL. PLAIN sends the password in the clear: use it with TLS (Open
+	// logs a warning when TLS is off).
 	Mechanism string `yaml:"mechanism"`
 	// Username and Password are the credentials; both are required when
 	// Mechanism is set. The password never appears in logs or errors.
 	Username string `yaml:"username"`
 	Password string `yaml:"password" millrace:"secret"`
+}
+
+// String shows the mechanism and username, and the password only as
+// transports.Redacted, so printing a config (%v, %+v) never shows it.
+func (s SASLConfig) String() string {
+	return "{Mechanism:" + s.Mechanism + " Username:" + s.Username + " Password:" + s.redacted() + "}"
+}
+
+// redacted is transports.Redacted for a set password, "" for none.
+func (s SASLConfig) redacted() string {
+	if s.Password == "" {
+		return ""
+	}
+	return transports.Redacted
+}
+
+// GoString is String, for %#v.
+func (s SASLConfig) GoString() string { return "kafka.SASLConfig" + s.String() }
+
+// MarshalJSON writes s with its password redacted, so a config logged by a
+// JSON log handler or dumped as JSON never shows it.
+func (s SASLConfig) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"mechanism": s.Mechanism, "username": s.Username, "password": s.redacted()})
+}
+
+// LogValue logs s with its password redacted.
+func (s SASLConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("mechanism", s.Mechanism),
+		slog.String("username", s.Username),
+		slog.String("password", s.redacted()),
+	)
 }
 
 // Allowed values, in the order errors list them.
@@ -93,17 +146,23 @@ var (
 	mechanisms     = []string{"plain", "scram-sha-256", "scram-sha-512"}
 )
 
-// DefaultConfig returns the defaults: a broker on 127.0.0.1:9092, new groups
-// start at the oldest retained message, and the producer waits for all
-// in-sync replicas, is idempotent, compresses with snappy and lingers 5ms.
+// DefaultConfig returns the defaults: a broker on 127.0.0.1:9092, client id
+// "millrace", new groups start at the oldest retained message, and the
+// producer waits for all in-sync replicas, is idempotent, compresses with
+// snappy and sends every message at once (no linger).
+//
+// Topics are not created by millrace: publishing to a topic, subscribing to
+// it and Delay's retry topics rely on the brokers' auto.create.topics.enable
+// (on by default in Kafka, off in many managed services), or on topics
+// created beforehand.
 func DefaultConfig() *Config {
 	return &Config{
 		Brokers:       []string{"127.0.0.1:9092"},
+		ClientID:      "millrace",
 		InitialOffset: "oldest",
 		Producer: ProducerConfig{
 			Acks:        "all",
 			Compression: "snappy",
-			Linger:      5 * time.Millisecond,
 		},
 	}
 }
@@ -137,8 +196,11 @@ func (c *Config) Validate() error {
 	}
 	for i, b := range c.Brokers {
 		if !validHostPort(b) {
-			bad("brokers."+strconv.Itoa(i), b, "must be host:port")
+			bad("brokers."+strconv.Itoa(i), b, "must be host:port (one broker per list item, no scheme)")
 		}
+	}
+	if !validClientID.MatchString(c.ClientID) {
+		bad("client_id", c.ClientID, "must be one or more letters, digits, '.', '_' or '-'")
 	}
 	oneOf("initial_offset", c.InitialOffset, initialOffsets)
 
@@ -153,11 +215,20 @@ func (c *Config) Validate() error {
 	}
 	if p.BatchSize < 0 {
 		bad("producer.batch_size", strconv.Itoa(p.BatchSize), "must be 0 or greater")
+	} else if p.BatchSize > 0 && p.Linger == 0 {
+		bad("producer.batch_size", strconv.Itoa(p.BatchSize), "needs producer.linger greater than 0, or a batch would wait for that many messages")
 	}
 
 	if t := &c.TLS; t.Enabled {
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			bad("tls.cert_file", t.CertFile, "tls.cert_file and tls.key_file must be given together")
+		} else if _, err := t.config(); err != nil {
+			var ce *millrace.ConfigError
+			if errors.As(err, &ce) {
+				errs = append(errs, ce)
+			} else {
+				return err
+			}
 		}
 	}
 
@@ -183,12 +254,17 @@ func (c *Config) Validate() error {
 	}
 }
 
-// validHostPort reports whether s looks like host:port with a port in range.
+// validClientID is what Kafka brokers before 1.0 accept as client.id, and
+// what is safe in every broker's logs and quota configs.
+var validClientID = regexp.MustCompile(`\A[A-Za-z0-9._-]+\z`)
+
+// validHostPort reports whether s is host:port with a port in range and a
+// host without scheme, path, spaces or list separators.
 func validHostPort(s string) bool {
-	i := strings.LastIndexByte(s, ':')
-	if i <= 0 || i == len(s)-1 {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil || host == "" || strings.ContainsAny(host, "/, \t@") {
 		return false
 	}
-	port, err := strconv.Atoi(s[i+1:])
+	port, err := strconv.Atoi(portStr)
 	return err == nil && port > 0 && port < 65536
 }

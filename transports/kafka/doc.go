@@ -18,6 +18,30 @@
 // NackResendSleep, and the messages behind it on its partition wait, so a
 // key's order survives failures.
 //
+// # Messages from other clients
+//
+// Any record can be consumed, whoever wrote it (kcat, a Java service, Kafka
+// Connect): every header becomes metadata, the value is the payload, and a
+// record key becomes metadata partition_key. A record without Watermill's
+// _watermill_message_uuid header gets the id
+// "kafka:<topic>/<partition>/<offset>" (transports.EnsureUUID), the same on
+// every redelivery. No record is unreadable, so none can stop its partition.
+// Records millrace publishes are plain Kafka records: the payload as value,
+// the id in header _watermill_message_uuid, each metadata key as a header,
+// the partition key as record key.
+//
+// # Operations
+//
+// Transport.Lag reports a consumer group's backlog per partition, and
+// Transport.Browse reads a topic (the poison topic, for the dead-letter
+// tools) without consuming it; neither joins a group nor commits.
+//
+// # Topics
+//
+// millrace creates no topics: publishing, subscribing and Delay's retry
+// topics rely on the brokers' auto.create.topics.enable or on topics
+// created beforehand (retry topics with as many partitions as their topic).
+//
 // # Delayed redelivery
 //
 // Transport implements middleware.Delayer with retry topics. Delay(ctx,

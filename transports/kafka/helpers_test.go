@@ -5,29 +5,23 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"testing"
 
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/kafka"
+	"github.com/millrace/millrace/transports/kafka/kafkatest"
 )
 
 // newCluster starts an in-process Kafka-protocol broker that creates topics
 // on first use with partitions partitions, and stops it when the test ends.
 func newCluster(t *testing.T, partitions int, opts ...kfake.Opt) []string {
 	t.Helper()
-	opts = append([]kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(partitions),
-	}, opts...)
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return kafkatest.NewCluster(t, partitions, opts...)
 }
 
 // testConfig is the default config pointed at brokers, with fast consumer
@@ -61,4 +55,11 @@ func openTransport(t *testing.T, cfg *kafka.Config) *kafka.Transport {
 		}
 	})
 	return tr
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// partitionOf returns the partition a delivered message came from.
+func partitionOf(m *message.Message) (int32, bool) {
+	return wkafka.MessagePartitionFromCtx(m.Context())
 }

@@ -1,11 +1,14 @@
 package kafka
 
 import (
+	"strconv"
+
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/transports"
 )
 
 // marshaler is watermill-kafka's DefaultMarshaler (metadata as record
@@ -28,4 +31,65 @@ func (m marshaler) Marshal(topic string, msg *message.Message) (*sarama.Producer
 		km.Key = sarama.StringEncoder(key)
 	}
 	return km, nil
+}
+
+// Unmarshal turns any record into a message; it never fails. This matters:
+// watermill-kafka stops consuming a partition when Unmarshal returns an
+// error, and after the next rebalance the group starts again at the same
+// record, so one unreadable record would block its partition for good
+// (Watermill issues #184, #224).
+//
+// Every header becomes metadata (for a repeated header key the last value
+// wins; a header with an empty key is dropped), except
+// _watermill_message_uuid, which is the message id. A record without that
+// header (or with an empty one), as other clients publish it, gets the id
+// "kafka:<topic>/<partition>/<offset>" (transports.EnsureUUID): the same on
+// every redelivery, so deduplication recognises it. A record key without a
+// partition_key header becomes metadata millrace.MetadataPartitionKey, so a
+// retry or a poisoned copy keeps the key's partition. The payload is the
+// record value as is (nil for a tombstone).
+//
+// It is written here rather than wrapping DefaultMarshaler.Unmarshal to read
+// the headers once, on the hot path, with nothing allocated beyond the
+// message and its metadata.
+func (marshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error) {
+	return unmarshal(rec), nil
+}
+
+func unmarshal(rec *sarama.ConsumerMessage) *message.Message {
+	var id string
+	md := make(message.Metadata, len(rec.Headers)+1)
+	for _, h := range rec.Headers {
+		if h == nil || len(h.Key) == 0 {
+			continue
+		}
+		if string(h.Key) == wkafka.UUIDHeaderKey {
+			id = string(h.Value)
+			continue
+		}
+		md[string(h.Key)] = string(h.Value)
+	}
+	if len(rec.Key) > 0 {
+		if _, ok := md[millrace.MetadataPartitionKey]; !ok {
+			md[millrace.MetadataPartitionKey] = string(rec.Key)
+		}
+	}
+	msg := message.NewMessage(id, rec.Value)
+	msg.Metadata = md
+	if id == "" {
+		transports.EnsureUUID(msg, "kafka", recordKey(rec))
+	}
+	return msg
+}
+
+// recordKey is "<topic>/<partition>/<offset>", the record's place in the
+// log, which no redelivery changes.
+func recordKey(rec *sarama.ConsumerMessage) string {
+	b := make([]byte, 0, len(rec.Topic)+24)
+	b = append(b, rec.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(rec.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, rec.Offset, 10)
+	return string(b)
 }

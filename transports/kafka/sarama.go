@@ -5,16 +5,19 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/millrace/millrace"
 )
 
 // saramaConfig turns c into the Sarama config shared by the publisher and the
 // subscribers. Errors name files, never credentials.
 func (c *Config) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
-	sc.ClientID = "millrace"
+	sc.ClientID = c.ClientID
 	// Kafka 2.1 protocol: the oldest with everything used here (idempotent
 	// producer, zstd), understood by every broker since. Newer protocol
 	// versions gain nothing for this client and Sarama's encodings of some
@@ -114,27 +117,30 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	return sc, nil
 }
 
-// config loads the TLS files.
+// config loads the TLS files. A file that cannot be read or parsed is a
+// *millrace.ConfigError naming its key and path (never its content).
 func (t *TLSConfig) config() (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
 	}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka: read tls.ca_file: %w", err)
+			return nil, &millrace.ConfigError{Key: "tls.ca_file", Value: t.CAFile, Problem: "cannot be read: " + err.Error()}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka: tls.ca_file %q holds no PEM certificate", t.CAFile)
+			return nil, &millrace.ConfigError{Key: "tls.ca_file", Value: t.CAFile, Problem: "holds no PEM certificate"}
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka: load tls.cert_file/tls.key_file: %w", err)
+			return nil, &millrace.ConfigError{Key: "tls.cert_file", Value: t.CertFile,
+				Problem: "with tls.key_file " + strconv.Quote(t.KeyFile) + " is not a usable PEM certificate and key: " + err.Error()}
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

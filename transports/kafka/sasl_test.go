@@ -1,8 +1,11 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +94,50 @@ func TestOpen_SASLPasswordNeverInErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpen_SASLPlainWithoutTLSWarnsAndLogsNoPassword opens with SASL PLAIN
+// over plaintext and logs at debug level through a round trip: the log
+// warns about the clear-text password and never contains it.
+func TestOpen_SASLPlainWithoutTLSWarnsAndLogsNoPassword(t *testing.T) {
+	const password = "hunter2-do-not-log"
+	brokers := newCluster(t, 1, kfake.EnableSASL(), kfake.Superuser("PLAIN", "svc", password))
+	cfg := testConfig(brokers)
+	cfg.SASL = kafka.SASLConfig{Mechanism: "plain", Username: "svc", Password: password}
+	var logs syncBuffer
+	tr, err := kafka.Open(context.Background(), *cfg, transports.Deps{
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, tr)
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "SASL PLAIN without TLS") {
+		t.Errorf("no warning about PLAIN without TLS in:\n%s", out)
+	}
+	if strings.Contains(out, password) {
+		t.Errorf("password logged:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -40,6 +40,12 @@ type subscriber struct {
 	mu      sync.Mutex
 	closed  bool
 	merging sync.WaitGroup // one per merged subscription, until its channel is closed
+
+	// handed holds the messages handed over and not yet settled, each
+	// with the context watermill-kafka gave it, which ends once the
+	// consumer has dealt with the message's ack or nack (see settle).
+	handedMu sync.Mutex
+	handed   map[*message.Message]context.Context
 }
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -72,7 +78,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	go func() {
 		defer wg.Done()
 		for msg := range main {
-			handOver(out, msg)
+			s.handOver(out, msg)
 		}
 	}()
 	go func() {
@@ -82,7 +88,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			go func() {
 				defer wg.Done()
 				if holdUntilDue(msg) {
-					handOver(out, msg)
+					s.handOver(out, msg)
 				}
 			}()
 		}
@@ -98,11 +104,61 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 // handOver sends msg to out unless msg's context ends first (its
 // subscription was cancelled or the subscriber closed); such a message was
-// not acked and is consumed again later.
-func handOver(out chan<- *message.Message, msg *message.Message) {
+// not acked and is consumed again later. A message handed over is tracked
+// until settled (see settle).
+func (s *subscriber) handOver(out chan<- *message.Message, msg *message.Message) {
+	ctx := msg.Context()
+	s.handedMu.Lock()
+	if s.handed == nil {
+		s.handed = make(map[*message.Message]context.Context)
+	}
+	// Forget the messages the consumer is done with. watermill-kafka has
+	// at most one message per partition out, so the map stays small.
+	for m, c := range s.handed {
+		if c.Err() != nil {
+			delete(s.handed, m)
+		}
+	}
+	s.handed[msg] = ctx
+	s.handedMu.Unlock()
 	select {
 	case out <- msg:
-	case <-msg.Context().Done():
+	case <-ctx.Done():
+	}
+}
+
+// settleTimeout bounds how long Close waits for acks to be recorded.
+const settleTimeout = 2 * time.Second
+
+// settle waits until watermill-kafka has recorded every ack given so far.
+// Its consumer sees an ack and a close at the same moment as two ready
+// cases of one select: were the subscriber closed right after a handler
+// acked (as a graceful shutdown does), it could pick the close, leave the
+// offset unmarked and have the acked message delivered again. It ends the
+// message's context once it has marked the offset, so waiting for the
+// contexts of the acked messages is enough.
+func (s *subscriber) settle() {
+	s.handedMu.Lock()
+	var pending []context.Context
+	for m, c := range s.handed {
+		select {
+		case <-m.Acked():
+			pending = append(pending, c)
+		default:
+		}
+	}
+	s.handedMu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	timeout := time.NewTimer(settleTimeout)
+	defer timeout.Stop()
+	for _, c := range pending {
+		select {
+		case <-c.Done():
+		case <-timeout.C:
+			return
+		}
 	}
 }
 
@@ -129,12 +185,14 @@ func holdUntilDue(msg *message.Message) bool {
 }
 
 // Close stops every subscription, waits for their consumers to leave the
-// group and closes their channels before it returns. Unacked messages are
-// delivered again later, to this group. It is safe to call more than once.
+// group and closes their channels before it returns. Messages acked before
+// Close have their offsets committed; unacked ones are delivered again
+// later, to this group. It is safe to call more than once.
 func (s *subscriber) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.settle()
 	err := s.inner.Close()
 	if s.retry != nil {
 		err = errors.Join(err, s.retry.Close())

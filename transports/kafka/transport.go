@@ -48,7 +48,8 @@ func Kind() transports.Kind {
 
 // Transport is an open Kafka connection: one publisher shared by the service
 // and a subscriber per consumer group. It also implements
-// middleware.Delayer with retry topics (see Delay).
+// middleware.Delayer with retry topics (see Delay) and the dead-letter
+// tools' dlq.Browser (see Browse), and reports consumer lag (see Lag).
 type Transport struct {
 	cfg    Config
 	sarama *sarama.Config
@@ -58,6 +59,7 @@ type Transport struct {
 	mu     sync.Mutex
 	closed bool
 	subs   []*subscriber
+	meta   sarama.Client // for Lag and Browse; nil until first used
 }
 
 // Open validates cfg and connects the publisher; it fails when no broker
@@ -73,6 +75,12 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 	logger := deps.Logger
 	if logger == nil {
 		logger = slog.Default()
+	}
+	if cfg.SASL.Mechanism == "plain" && !cfg.TLS.Enabled {
+		logger.Warn("kafka: SASL PLAIN without TLS sends the password in the clear; set transport.kafka.tls.enabled")
+	}
+	if cfg.TLS.Enabled && cfg.TLS.InsecureSkipVerify {
+		logger.Warn("kafka: tls.insecure_skip_verify accepts any broker certificate; use it in tests only")
 	}
 	wl := watermill.NewSlogLogger(logger)
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
@@ -176,8 +184,9 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 	return nil
 }
 
-// Close closes every subscriber the transport made, then the publisher. It
-// is safe to call more than once; later calls return nil.
+// Close closes every subscriber the transport made, the client of Lag and
+// Browse, then the publisher. It is safe to call more than once; later calls
+// return nil.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -185,13 +194,16 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
-	subs := t.subs
-	t.subs = nil
+	subs, meta := t.subs, t.meta
+	t.subs, t.meta = nil, nil
 	t.mu.Unlock()
 
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Close())
+	}
+	if meta != nil {
+		errs = append(errs, meta.Close())
 	}
 	errs = append(errs, t.pub.Close())
 	return errors.Join(errs...)
