@@ -1,0 +1,46 @@
+package sqltransport_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// TestClose_DoesNotWaitForAnotherSubscriptionsAck: a subscription waiting
+// for its group's offsets row, which a subscription of another process
+// holds while its message is unacked, ends at once on Close instead of
+// after that message's ack deadline.
+func TestClose_DoesNotWaitForAnotherSubscriptionsAck(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := testConfig(t, b)
+			cfg.AckDeadline = 30 * time.Second
+			holder, waiter := openTransport(t, b, cfg), openTransport(t, b, cfg)
+			topic := "close_" + watermill.NewShortUUID()
+			held := subscribe(t, holder, "g", topic)
+			if err := holder.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			var m *message.Message
+			select {
+			case m = <-held:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no message")
+			}
+			defer m.Ack()
+
+			subscribe(t, waiter, "g", topic)
+			time.Sleep(300 * time.Millisecond) // let it block on the lock
+
+			start := time.Now()
+			if err := waiter.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("Close took %s", d)
+			}
+		})
+	}
+}

@@ -1,0 +1,135 @@
+package sqltransport
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/transports"
+)
+
+// Config is the section of one SQL transport (transport.postgres or
+// transport.mysql). Start from PostgresDefaultConfig or MySQLDefaultConfig.
+type Config struct {
+	// DSN is the connection string: a pgx URL or key=value string for
+	// PostgreSQL, a go-sql-driver/mysql DSN for MySQL/MariaDB. Its password
+	// never appears in logs or errors.
+	DSN string `yaml:"dsn" millrace:"dsn"`
+
+	// PollInterval is how long a subscription waits before querying again
+	// when it found no message, and how often due delayed messages are
+	// looked for. Must be greater than 0.
+	PollInterval time.Duration `yaml:"poll_interval"`
+
+	// BatchSize is how many messages one query reads. The offset of a batch
+	// is committed once its messages are acked (or when the first is
+	// nacked), so a crash redelivers at most a batch. Must be 1 or more.
+	BatchSize int `yaml:"batch_size"`
+
+	// AckDeadline is how long a delivered message may stay unsettled; after
+	// it the message is redelivered. The reading transaction stays open
+	// meanwhile. Must be greater than 0.
+	AckDeadline time.Duration `yaml:"ack_deadline"`
+
+	// ResendInterval is how long a nacked message waits before it is
+	// delivered again. Messages behind it in its group wait too: SQL
+	// subscriptions deliver a group's messages in order. Must be greater
+	// than 0.
+	ResendInterval time.Duration `yaml:"resend_interval"`
+
+	// TablePrefix starts the name of every table the transport creates:
+	// <prefix><topic>, <prefix>offsets_<topic> and <prefix>delayed. Letters,
+	// digits and underscores only, at most 20 characters.
+	TablePrefix string `yaml:"table_prefix"`
+
+	// dialect is set by the default constructors so Validate can parse DSN.
+	dialect dialect
+}
+
+// PostgresDefaultConfig returns the defaults for the postgres kind: a local
+// PostgreSQL database "test" as user postgres, polling every 100ms, batches
+// of 100, a 30s ack deadline, resend after 1s, tables prefixed "millrace_".
+func PostgresDefaultConfig() *Config {
+	return defaultConfig(postgres, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+}
+
+// MySQLDefaultConfig returns the defaults for the mysql kind: a local
+// MySQL/MariaDB database "test" as root, with the same tuning as
+// PostgresDefaultConfig.
+func MySQLDefaultConfig() *Config {
+	return defaultConfig(mysqlDialect, "root@tcp(127.0.0.1:3306)/test?parseTime=true")
+}
+
+func defaultConfig(d dialect, dsn string) *Config {
+	return &Config{
+		DSN:            dsn,
+		PollInterval:   100 * time.Millisecond,
+		BatchSize:      100,
+		AckDeadline:    30 * time.Second,
+		ResendInterval: time.Second,
+		TablePrefix:    "millrace_",
+		dialect:        d,
+	}
+}
+
+const maxPrefixLen = 20
+
+var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+// Validate checks every field and returns a *millrace.ConfigError for each bad
+// one (joined with errors.Join when there are several). Keys are relative to
+// the section, for example "poll_interval". DSN values in errors are
+// redacted.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, value, problem string) {
+		errs = append(errs, &millrace.ConfigError{Key: key, Value: value, Problem: problem})
+	}
+	if c.DSN == "" {
+		bad("dsn", "", "must not be empty")
+	} else if err := c.dialect.parseDSN(c.DSN); err != nil {
+		bad("dsn", transports.RedactDSN(c.DSN), "is not a valid "+c.dialect.String()+" connection string")
+	}
+	if c.PollInterval <= 0 {
+		bad("poll_interval", c.PollInterval.String(), "must be greater than 0")
+	}
+	if c.BatchSize < 1 {
+		bad("batch_size", strconv.Itoa(c.BatchSize), "must be 1 or more")
+	}
+	if c.AckDeadline <= 0 {
+		bad("ack_deadline", c.AckDeadline.String(), "must be greater than 0")
+	}
+	if c.ResendInterval <= 0 {
+		bad("resend_interval", c.ResendInterval.String(), "must be greater than 0")
+	}
+	if !validPrefix.MatchString(c.TablePrefix) || len(c.TablePrefix) > maxPrefixLen {
+		bad("table_prefix", c.TablePrefix, "must be 1 to 20 letters, digits or underscores")
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	default:
+		return errors.Join(errs...)
+	}
+}
+
+// parseDSN checks dsn without connecting. An unknown dialect (a Config not
+// made by a default constructor) accepts anything; Open will tell.
+func (d dialect) parseDSN(dsn string) error {
+	switch d {
+	case postgres:
+		_, err := pgx.ParseConfig(dsn)
+		return err
+	case mysqlDialect:
+		_, err := mysql.ParseDSN(dsn)
+		return err
+	}
+	return nil
+}

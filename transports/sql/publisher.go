@@ -1,0 +1,147 @@
+package sqltransport
+
+import (
+	"context"
+	stdsql "database/sql"
+	"fmt"
+	"sync"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// maxRowsPerInsert bounds one INSERT statement: PostgreSQL and MySQL take
+// at most 65535 bind parameters, and a message uses three.
+const maxRowsPerInsert = 1000
+
+// Execer runs a statement: *sql.Tx, and also *sql.Conn or *sql.DB.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error)
+}
+
+// publisher is the transport's shared publisher. Close waits for running
+// Publish calls; Publish after Close returns ErrClosed.
+type publisher struct {
+	t *Transport
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+// Publish inserts msgs into topic's table with one multi-row INSERT (up to
+// 1000 messages; more are inserted by several statements in one
+// transaction), so they become visible together, in the order given. It
+// returns once they are committed. The context of the first message bounds
+// the call. On an error none of them was published; a driver error after
+// the commit was sent (a connection lost at that moment) leaves it unknown,
+// and publishing again may then duplicate: delivery is at least once.
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if len(msgs) == 0 {
+		return checkTopic(topic)
+	}
+	ctx := msgs[0].Context()
+	if len(msgs) <= maxRowsPerInsert {
+		return p.t.insert(ctx, p.t.db, topic, msgs)
+	}
+	tx, err := p.t.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: publish to %s: %w", p.t.dialect, topic, err)
+	}
+	if err := p.t.insert(ctx, tx, topic, msgs); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: publish to %s: commit: %w", p.t.dialect, topic, err)
+	}
+	return nil
+}
+
+func (p *publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	return nil
+}
+
+// TxPublisher returns a publisher that inserts into the topic tables
+// through tx, the caller's open transaction: the messages become visible
+// to subscribers if and only if tx commits, together with whatever else tx
+// wrote. This is what a transactional outbox needs.
+//
+// Publish never commits or rolls back tx. The first Publish to a topic this
+// transport has not used yet creates the topic's tables first on a
+// separate connection of the transport's pool (DDL inside tx could commit
+// it implicitly on MySQL). tx must belong to a database handle connected to
+// the same database as the transport. The publisher is valid as long as tx
+// is; closing it does nothing.
+//
+// On PostgreSQL, subscribers see a message only once every transaction that
+// started before its own has ended, so keep transactions short.
+func (t *Transport) TxPublisher(tx Execer) message.Publisher {
+	return txPublisher{t: t, tx: tx}
+}
+
+type txPublisher struct {
+	t  *Transport
+	tx Execer
+}
+
+func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.t.isClosed() {
+		return ErrClosed
+	}
+	if len(msgs) == 0 {
+		return checkTopic(topic)
+	}
+	return p.t.insert(msgs[0].Context(), p.tx, topic, msgs)
+}
+
+func (txPublisher) Close() error { return nil }
+
+func checkTopic(topic string) error {
+	if topic == "" || !validName.MatchString(topic) {
+		return fmt.Errorf("invalid topic %q: only letters, digits and - $ : . _ are allowed", topic)
+	}
+	return nil
+}
+
+// insert creates topic's tables if needed and inserts msgs through ex,
+// maxRowsPerInsert per statement.
+func (t *Transport) insert(ctx context.Context, ex Execer, topic string, msgs []*message.Message) error {
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("%s: publish: %w", t.dialect, err)
+	}
+	if err := t.ensureTables(ctx, topic); err != nil {
+		return err
+	}
+	for len(msgs) > 0 {
+		n := min(len(msgs), maxRowsPerInsert)
+		q, err := t.schema.InsertQuery(wsql.InsertQueryParams{Topic: topic, Msgs: msgs[:n]})
+		if err != nil {
+			return fmt.Errorf("%s: publish to %s: %w", t.dialect, topic, err)
+		}
+		if _, err := ex.ExecContext(ctx, q.Query, q.Args...); err != nil {
+			return fmt.Errorf("%s: publish to %s: %w", t.dialect, topic, err)
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// ensureTables creates the tables of topic once per transport.
+func (t *Transport) ensureTables(ctx context.Context, topic string) error {
+	if _, ok := t.tables.Load(topic); ok {
+		return nil
+	}
+	if err := t.schema.createTables(ctx, t.db, topic); err != nil {
+		return fmt.Errorf("%s: create tables of topic %s: %w", t.dialect, topic, err)
+	}
+	t.tables.Store(topic, struct{}{})
+	return nil
+}

@@ -1,0 +1,238 @@
+package sqltransport
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+)
+
+// dialect is the SQL flavour of a transport.
+type dialect int
+
+const (
+	postgres dialect = iota + 1
+	mysqlDialect
+)
+
+func (d dialect) String() string {
+	switch d {
+	case postgres:
+		return "postgres"
+	case mysqlDialect:
+		return "mysql"
+	}
+	return "sql"
+}
+
+func (d dialect) driverName() string {
+	if d == postgres {
+		return "pgx"
+	}
+	return "mysql"
+}
+
+// maxIdentLen is PostgreSQL's identifier limit (MySQL allows 64). Longer
+// names are shortened with a hash rather than truncated by the server,
+// which could make two topics share a table.
+const maxIdentLen = 63
+
+// validName is what watermill-sql accepts in a topic name; groups must match
+// it too, since they become part of a table name.
+var validName = regexp.MustCompile(`^[A-Za-z0-9\-\$\:\.\_]*$`)
+
+// tableName returns the quoted name of a table: prefix+infix+topic, or, when
+// that is too long, its first characters and a 64-bit FNV hash of the
+// topic.
+func (d dialect) tableName(prefix, infix, topic string) string {
+	name := prefix + infix + topic
+	if len(name) > maxIdentLen {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(topic))
+		suffix := fmt.Sprintf("_%016x", h.Sum64())
+		name = name[:maxIdentLen-len(suffix)] + suffix
+	}
+	return d.quote(name)
+}
+
+func (d dialect) quote(name string) string {
+	if d == postgres {
+		return `"` + name + `"`
+	}
+	return "`" + name + "`"
+}
+
+// schema is the transport's wsql.SchemaAdapter: watermill-sql's default
+// queries for inserting and selecting, its own table definition (a binary
+// payload, a uuid that may be NULL and, on PostgreSQL, a transaction_id
+// with a default, so that clients other than Watermill can insert rows
+// with a plain INSERT) and its own row decoding (decodeRow), which never
+// fails on a row's content.
+//
+// A subscription's schema has topic set: a row without uuid gets an id
+// built from the topic and the row's offset.
+type schema struct {
+	d         dialect
+	prefix    string
+	batchSize int
+	topic     string
+}
+
+func (s schema) forTopic(topic string) schema {
+	s.topic = topic
+	return s
+}
+
+func (s schema) messagesTable(topic string) string { return s.d.tableName(s.prefix, "", topic) }
+
+func (s schema) offsetsTable(topic string) string {
+	return s.d.tableName(s.prefix, "offsets_", topic)
+}
+
+func (s schema) base() wsql.SchemaAdapter {
+	if s.d == postgres {
+		return wsql.DefaultPostgreSQLSchema{
+			GenerateMessagesTableName: s.messagesTable,
+			GeneratePayloadType:       func(string) string { return "BYTEA" },
+			SubscribeBatchSize:        s.batchSize,
+		}
+	}
+	return wsql.DefaultMySQLSchema{
+		GenerateMessagesTableName: s.messagesTable,
+		GeneratePayloadType:       func(string) string { return "LONGBLOB" },
+		SubscribeBatchSize:        s.batchSize,
+	}
+}
+
+func (s schema) offsets() wsql.OffsetsAdapter {
+	if s.d == postgres {
+		return wsql.DefaultPostgreSQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}
+	}
+	return wsql.DefaultMySQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}
+}
+
+// ensureGroupRow creates group's offsets row of topic on MySQL if it is
+// missing (watermill-sql does so on PostgreSQL only). Without the row, a
+// subscription's SELECT ... FOR UPDATE of it locks the gap around the
+// missing key, and two groups reading a topic for the first time wait on
+// each other's gap locks until one's unacked message reaches its ack
+// deadline. The row is looked for with a non-locking read first: inserting
+// over an existing row would wait for the subscription holding it.
+func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group string) error {
+	if s.d != mysqlDialect {
+		return nil
+	}
+	table := s.offsetsTable(topic)
+	var one int
+	err := db.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE consumer_group = ?", group).Scan(&one)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, stdsql.ErrNoRows) {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "INSERT IGNORE INTO "+table+
+		" (consumer_group, offset_acked, offset_consumed) VALUES (?, 0, 0)", group)
+	return err
+}
+
+// InsertQuery is watermill-sql's: one multi-row INSERT for all messages.
+func (s schema) InsertQuery(p wsql.InsertQueryParams) (wsql.Query, error) {
+	return s.base().InsertQuery(p)
+}
+
+// SelectQuery is watermill-sql's.
+func (s schema) SelectQuery(p wsql.SelectQueryParams) (wsql.Query, error) {
+	return s.base().SelectQuery(p)
+}
+
+// SubscribeIsolationLevel is watermill-sql's: repeatable read on
+// PostgreSQL, serializable on MySQL (so a reader waits for rows inserted by
+// transactions still open and never skips a lower offset committed late).
+func (s schema) SubscribeIsolationLevel() stdsql.IsolationLevel {
+	return s.base().SubscribeIsolationLevel()
+}
+
+// UnmarshalMessage decodes a row of SelectQuery. Only a failing Scan is an
+// error; bad metadata or a missing uuid are repaired by decodeRow.
+func (s schema) UnmarshalMessage(p wsql.UnmarshalMessageParams) (wsql.Row, error) {
+	var r wsql.Row
+	var err error
+	if s.d == postgres {
+		var xid wsql.XID8
+		err = p.Row.Scan(&r.Offset, &xid, &r.UUID, &r.Payload, &r.Metadata)
+		r.ExtraData = map[string]any{"transaction_id": xid}
+	} else {
+		err = p.Row.Scan(&r.Offset, &r.UUID, &r.Payload, &r.Metadata)
+	}
+	if err != nil {
+		return wsql.Row{}, fmt.Errorf("could not scan message row: %w", err)
+	}
+	r.Msg = decodeRow(s.d, s.topic, r.Offset, r.UUID, r.Payload, r.Metadata)
+	return r, nil
+}
+
+// SchemaInitializingQueries creates the messages table of topic; see the
+// package documentation for its columns.
+func (s schema) SchemaInitializingQueries(p wsql.SchemaInitializingQueriesParams) ([]wsql.Query, error) {
+	return []wsql.Query{{Query: s.createMessagesTable(p.Topic)}}, nil
+}
+
+func (s schema) createMessagesTable(topic string) string {
+	if s.d == postgres {
+		return `CREATE TABLE IF NOT EXISTS ` + s.messagesTable(topic) + ` (
+			"offset" BIGSERIAL,
+			"uuid" VARCHAR(255) DEFAULT NULL,
+			"created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+			"payload" BYTEA DEFAULT NULL,
+			"metadata" JSON DEFAULT NULL,
+			"transaction_id" xid8 NOT NULL DEFAULT pg_current_xact_id(),
+			PRIMARY KEY ("transaction_id", "offset")
+		)`
+	}
+	return "CREATE TABLE IF NOT EXISTS " + s.messagesTable(topic) + " (\n" +
+		"`offset` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,\n" +
+		"`uuid` VARCHAR(255) NULL DEFAULT NULL,\n" +
+		"`created_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,\n" +
+		"`payload` LONGBLOB NULL DEFAULT NULL,\n" +
+		"`metadata` JSON NULL DEFAULT NULL\n" +
+		")"
+}
+
+// createTables creates the messages and offsets tables of topic if they
+// are missing. On PostgreSQL it runs under an advisory transaction lock:
+// concurrent CREATE TABLE IF NOT EXISTS of one table can fail there.
+func (s schema) createTables(ctx context.Context, db *stdsql.DB, topic string) error {
+	queries := []string{s.createMessagesTable(topic)}
+	oq, err := s.offsets().SchemaInitializingQueries(wsql.OffsetsSchemaInitializingQueriesParams{Topic: topic})
+	if err != nil {
+		return err
+	}
+	for _, q := range oq {
+		queries = append(queries, q.Query)
+	}
+	if s.d == mysqlDialect {
+		for _, q := range queries {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", wsql.DefaultSchemaInitializationLock("millrace"))
+	for _, q := range append([]string{lock}, queries...) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,231 @@
+package sqltransport
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// groupTopic is the private topic of one consumer group of topic: Delay
+// publishes there, and only that group's subscriptions read it.
+func groupTopic(topic, group string) string {
+	return topic + ".__group." + group
+}
+
+// groupSubscriber subscribes as one consumer group. Each Subscribe reads two
+// topics with watermill-sql subscriptions, the topic itself and the
+// group's private topic, and merges them into one channel. Acks and nacks
+// go straight to the message's own subscription. Order holds within each of
+// the two topics, not between them.
+//
+// Each Subscribe call gets watermill-sql subscribers of its own, with a
+// schema bound to the topic (decodeRow needs it for ids of foreign rows).
+// Their transactions run through stopBeginner, so that Close interrupts a
+// subscription waiting for its group's offsets row, which another
+// subscription (perhaps of another process) holds while its messages are
+// unacked: without that, Close could wait up to ack_deadline.
+type groupSubscriber struct {
+	t     *Transport
+	group string
+
+	stop       context.Context // done once Close starts
+	cancelStop context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	subs   []*wsql.Subscriber
+	wg     sync.WaitGroup
+}
+
+func newGroupSubscriber(t *Transport, group string) *groupSubscriber {
+	stop, cancel := context.WithCancel(context.Background())
+	return &groupSubscriber{t: t, group: group, stop: stop, cancelStop: cancel}
+}
+
+func (s *groupSubscriber) newSub(topic string) (*wsql.Subscriber, error) {
+	ack := s.t.cfg.AckDeadline
+	return wsql.NewSubscriber(stopBeginner{db: s.t.db, stop: s.stop}, wsql.SubscriberConfig{
+		ConsumerGroup:  s.group,
+		AckDeadline:    &ack,
+		PollInterval:   s.t.cfg.PollInterval,
+		ResendInterval: s.t.cfg.ResendInterval,
+		RetryInterval:  s.t.cfg.PollInterval,
+		SchemaAdapter:  s.t.schema.forTopic(topic),
+		OffsetsAdapter: s.t.schema.offsets(),
+	}, s.t.logger)
+}
+
+// Subscribe consumes topic and the group's private topic as consumer group
+// group. The returned channel closes when ctx is done or the subscriber is
+// closed; unacked messages are then delivered again later. Database errors
+// do not end the subscription: it logs them and queries again after
+// poll_interval.
+func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := checkTopic(topic); err != nil {
+		return nil, fmt.Errorf("%s: subscribe: %w", s.t.dialect, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	private := groupTopic(topic, s.group)
+	if err := errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, private)); err != nil {
+		return nil, err
+	}
+	for _, tp := range []string{topic, private} {
+		if err := s.t.schema.ensureGroupRow(ctx, s.t.db, tp, s.group); err != nil {
+			return nil, fmt.Errorf("%s: subscribe to %s: offsets of group %q: %w", s.t.dialect, tp, s.group, err)
+		}
+	}
+	mainSub, err := s.newSub(topic)
+	if err != nil {
+		return nil, fmt.Errorf("%s: subscriber: %w", s.t.dialect, err)
+	}
+	privateSub, err := s.newSub(private)
+	if err != nil {
+		return nil, fmt.Errorf("%s: subscriber: %w", s.t.dialect, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	mainCh, err := mainSub.Subscribe(ctx, topic)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: subscribe to %s: %w", s.t.dialect, topic, err)
+	}
+	privateCh, err := privateSub.Subscribe(ctx, private)
+	if err != nil {
+		cancel() // ends the first subscription
+		_ = mainSub.Close()
+		return nil, fmt.Errorf("%s: subscribe to %s: %w", s.t.dialect, private, err)
+	}
+	s.subs = append(s.subs, mainSub, privateSub)
+
+	out := make(chan *message.Message)
+	var both sync.WaitGroup
+	both.Add(2)
+	s.wg.Add(3)
+	forward := func(in <-chan *message.Message) {
+		defer s.wg.Done()
+		defer both.Done()
+		for msg := range in {
+			select {
+			case out <- msg:
+			case <-ctx.Done():
+				// Dropped unacked: the SQL subscription rolls back and
+				// the message is delivered again.
+			case <-s.stop.Done():
+				// Close: the SQL subscription ends too, committing
+				// what was acked.
+			}
+		}
+	}
+	go forward(mainCh)
+	go forward(privateCh)
+	go func() {
+		defer s.wg.Done()
+		both.Wait()
+		cancel()
+		close(out)
+	}()
+	return out, nil
+}
+
+// SubscribeInitialize creates the tables of topic and of the group's
+// private topic.
+func (s *groupSubscriber) SubscribeInitialize(topic string) error {
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("%s: subscribe: %w", s.t.dialect, err)
+	}
+	ctx := context.Background()
+	return errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, groupTopic(topic, s.group)))
+}
+
+// Close ends every subscription and waits until their channels are closed.
+// Messages acked before Close are committed; unacked ones are delivered
+// again later. Safe to call more than once.
+func (s *groupSubscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+
+	s.cancelStop()
+	var wg sync.WaitGroup
+	errs := make([]error, len(subs))
+	for i, sub := range subs {
+		wg.Go(func() { errs[i] = sub.Close() })
+	}
+	wg.Wait()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// stopBeginner is a wsql.Beginner on db whose transactions' queries are
+// cancelled when stop is done. Queries of a subscription are its SELECTs,
+// which read and lock its group's offsets row before any message of the
+// transaction is delivered, so cancelling one loses no ack. Statements
+// (acks, commits) are not cancelled by stop.
+type stopBeginner struct {
+	db   *stdsql.DB
+	stop context.Context
+}
+
+func (b stopBeginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx, error) {
+	tx, err := b.db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return stopTx{Tx: tx, stop: b.stop}, nil
+}
+
+func (b stopBeginner) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
+	return b.db.ExecContext(ctx, query, args...)
+}
+
+func (b stopBeginner) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
+	return b.db.QueryContext(ctx, query, args...)
+}
+
+type stopTx struct {
+	*stdsql.Tx
+	stop context.Context
+}
+
+func (t stopTx) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+func (t stopTx) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(t.stop, cancel)
+	rows, err := t.Tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		unhook()
+		cancel()
+		return nil, err
+	}
+	return &stopRows{Rows: rows, done: func() { unhook(); cancel() }}, nil
+}
+
+// stopRows releases its query's context when closed.
+type stopRows struct {
+	*stdsql.Rows
+	done func()
+}
+
+func (r *stopRows) Close() error {
+	err := r.Rows.Close()
+	r.done()
+	return err
+}
