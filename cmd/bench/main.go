@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,7 @@ type options struct {
 	batch        int
 	kafkaBrokers string
 	timeout      time.Duration
+	cpuProfile   string
 }
 
 var allTransports = []string{"kafka", "amqp", "postgres", "mysql"}
@@ -42,6 +44,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.batch, "batch", 100, "messages per Publish call in the batched row (1: no batched row)")
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka brokers (default: an in-process kfake broker)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on one measurement after this long")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -86,6 +89,17 @@ func run(ctx context.Context, args, env []string, out io.Writer) error {
 	o, err := parseFlags(args, out)
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(out, "millrace bench: %d messages, %d publishers, %s, %d CPUs, %s\n", o.n, o.publishers, cpuModel(), runtime.NumCPU(), runtime.Version())
 	var rows []row
