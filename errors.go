@@ -88,3 +88,17 @@ func PrefixConfigKeys(prefix string, err error) error {
 	}
 	return err
 }
+
+// JoinConfigErrors returns nil for no errors, the error itself for one, and
+// errors.Join of all for several: what a config section's Validate returns
+// after collecting one ConfigError per bad key.
+func JoinConfigErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	default:
+		return errors.Join(errs...)
+	}
+}

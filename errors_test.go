@@ -81,3 +81,18 @@ func ExamplePermanent() {
 	fmt.Println(millrace.IsPermanent(err), err)
 	// Output: true handle order o-1: negative total
 }
+
+func TestJoinConfigErrors(t *testing.T) {
+	a := &millrace.ConfigError{Key: "a", Value: "1", Problem: "bad"}
+	b := &millrace.ConfigError{Key: "b", Value: "2", Problem: "bad"}
+	if err := millrace.JoinConfigErrors(nil); err != nil {
+		t.Errorf("no errors: %v, want nil", err)
+	}
+	if err := millrace.JoinConfigErrors([]error{a}); err != a {
+		t.Errorf("one error: %v, want it unchanged", err)
+	}
+	err := millrace.JoinConfigErrors([]error{a, b})
+	if !errors.Is(err, a) || !errors.Is(err, b) {
+		t.Errorf("two errors: %v, want both joined", err)
+	}
+}

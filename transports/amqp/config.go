@@ -1,7 +1,6 @@
 package amqp
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
@@ -258,14 +257,7 @@ func (c *Config) Validate() error {
 			"must be greater than 0 and at least reconnect_initial_interval ("+c.ReconnectInitialInterval.String()+")")
 	}
 
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	default:
-		return errors.Join(errs...)
-	}
+	return millrace.JoinConfigErrors(errs)
 }
 
 // redactedURL is the URL for logs and errors.

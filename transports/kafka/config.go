@@ -244,14 +244,7 @@ func (c *Config) Validate() error {
 		bad("sasl.mechanism", "", "required when sasl.username or sasl.password is set; one of: "+strings.Join(mechanisms, ", "))
 	}
 
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	default:
-		return errors.Join(errs...)
-	}
+	return millrace.JoinConfigErrors(errs)
 }
 
 // validClientID is what Kafka brokers before 1.0 accept as client.id, and

@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
@@ -66,14 +65,7 @@ func (c *Config) Validate() error {
 			Problem: "must be 0 or greater",
 		})
 	}
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	default:
-		return errors.Join(errs...)
-	}
+	return millrace.JoinConfigErrors(errs)
 }
 
 // redeliveryDelay returns how long a message waits after its nacks-th nack:

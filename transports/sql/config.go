@@ -1,7 +1,6 @@
 package sqltransport
 
 import (
-	"errors"
 	"regexp"
 	"strconv"
 	"time"
@@ -110,14 +109,7 @@ func (c *Config) Validate() error {
 	if !validPrefix.MatchString(c.TablePrefix) || len(c.TablePrefix) > maxPrefixLen {
 		bad("table_prefix", c.TablePrefix, "must be 1 to 20 letters, digits or underscores")
 	}
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	default:
-		return errors.Join(errs...)
-	}
+	return millrace.JoinConfigErrors(errs)
 }
 
 // parseDSN checks dsn without connecting. An unknown dialect (a Config not
