@@ -119,7 +119,7 @@ func (t *target) millrace(ctx context.Context, o options, batch int, consume boo
 			c.hit()
 		}
 	}))
-	if consume {
+	if consume && t.name == "amqp" {
 		sub, err := tr.Subscriber(group)
 		if err != nil {
 			return 0, 0, err
