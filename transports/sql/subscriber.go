@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -57,7 +58,7 @@ func (s *groupSubscriber) newSub(topic string) (*wsql.Subscriber, error) {
 		RetryInterval:  s.t.cfg.PollInterval,
 		SchemaAdapter:  s.t.schema.forTopic(topic),
 		OffsetsAdapter: s.t.schema.offsets(),
-	}, s.t.logger)
+	}, quietOnStop{LoggerAdapter: s.t.logger, stop: s.stop})
 }
 
 // Subscribe consumes topic and the group's private topic as consumer group
@@ -228,4 +229,25 @@ func (r *stopRows) Close() error {
 	err := r.Rows.Close()
 	r.done()
 	return err
+}
+
+// quietOnStop is the logger of a group's watermill-sql subscriptions. Once
+// Close started, it cancels their queries, and watermill-sql reports each
+// cancelled query as an error; those are expected on every shutdown, so
+// they are logged at debug level, not as errors an operator must look at.
+type quietOnStop struct {
+	watermill.LoggerAdapter
+	stop context.Context
+}
+
+func (l quietOnStop) Error(msg string, err error, fields watermill.LogFields) {
+	if l.stop.Err() != nil {
+		l.LoggerAdapter.Debug(msg+" (subscriber closing)", fields.Add(watermill.LogFields{"error": err}))
+		return
+	}
+	l.LoggerAdapter.Error(msg, err, fields)
+}
+
+func (l quietOnStop) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return quietOnStop{LoggerAdapter: l.LoggerAdapter.With(fields), stop: l.stop}
 }
