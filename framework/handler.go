@@ -117,6 +117,7 @@ type DecodeError struct {
 	Err error
 }
 
+// Error says which type could not be decoded from which message, and why.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("decode %s from message %s: %v", e.Type, e.MessageID, e.Err)
 }

@@ -15,6 +15,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error gives the panic value; Stack has the stack trace.
 func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
 
 // Recoverer turns a panic in the handler into a *PanicError carrying the

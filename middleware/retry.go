@@ -82,6 +82,7 @@ type AttemptsError struct {
 	Err      error
 }
 
+// Error gives the number of attempts and the last attempt's error.
 func (e *AttemptsError) Error() string {
 	return fmt.Sprintf("after %d attempts: %v", e.Attempts, e.Err)
 }
