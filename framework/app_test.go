@@ -76,7 +76,7 @@ func TestHandle_TypedHandlerPublishesWithEnvelope(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, out.Metadata.Get(millrace.MetadataPublishedAt)); err != nil {
 			t.Errorf("published_at: %v", err)
 		}
-		if c := frameworktest.Consumed[OrderPlaced](h, "invoice"); len(c) != 1 || c[0].Total != 42 {
+		if c := frameworktest.WaitConsumed[OrderPlaced](h, "invoice", 1); len(c) != 1 || c[0].Total != 42 {
 			t.Errorf("consumed %+v", c)
 		}
 	})
