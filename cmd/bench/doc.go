@@ -13,7 +13,10 @@
 //     adapter), published through Publisher.Publish and consumed by a
 //     Watermill Router with a no-op handler and no middleware. The one
 //     change: the raw Kafka consumer starts from the oldest offset (Sarama's
-//     default, newest, would skip the backlog being measured).
+//     default, newest, would skip the backlog being measured). A second raw
+//     row sends the same messages with the metadata of millrace's envelope
+//     (type, correlation id, publisher, time, content type), so that it and
+//     the millrace row compare like with like.
 //   - millrace: the transport as a service gets it from config (defaults,
 //     plus MILLRACE_TRANSPORT_* variables of the environment), published
 //     with App.Publish (JSON encoding and envelope included) and consumed by

@@ -51,7 +51,7 @@ func TestRun_Kafka(t *testing.T) {
 			t.Errorf("no consume rate in %q", line)
 		}
 	}
-	if rows != 4 {
-		t.Errorf("%d kafka rows, want 4:\n%s", rows, out.String())
+	if rows != 5 {
+		t.Errorf("%d kafka rows, want 5:\n%s", rows, out.String())
 	}
 }
