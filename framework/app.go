@@ -212,10 +212,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 	if r, ok := a.transport.(transports.Retainer); ok && h.mw.Poison.Enabled {
 		// On a broker that drops messages of unbound topics, the poison
 		// topic must keep what it is sent before anyone reads it.
-		topic := h.mw.Poison.Topic
-		if topic == "" {
-			topic = middleware.TopicFor(a.cfg.Service.Name)
-		}
+		topic := a.poisonTopic(h.mw.Poison)
 		if err := r.Retain(ctx, topic); err != nil {
 			return fmt.Errorf("retain poison topic %q: %w", topic, err)
 		}

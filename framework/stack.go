@@ -42,7 +42,7 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 	logger := a.logger // the middleware name the handler on their own lines
 	out := []message.HandlerMiddleware{middleware.Correlation}
 	if m.Poison.Enabled {
-		out = append(out, middleware.PoisonQueue{Publisher: a.publisher, Topic: m.Poison.Topic, Logger: logger}.Middleware)
+		out = append(out, middleware.PoisonQueue{Publisher: a.publisher, Topic: a.poisonTopic(m.Poison), Logger: logger}.Middleware)
 	}
 	if m.DelayedRetry.Enabled {
 		delayer, ok := a.transport.(middleware.Delayer)
@@ -201,4 +201,12 @@ func (a *App) dedupStore(cfg DedupConfig) (middleware.DedupStore, error) {
 	}
 	a.stores[id] = store
 	return store, nil
+}
+
+// poisonTopic is the poison topic that p names, or the service's default.
+func (a *App) poisonTopic(p PoisonConfig) string {
+	if p.Topic != "" {
+		return p.Topic
+	}
+	return middleware.TopicFor(a.cfg.Service.Name)
 }

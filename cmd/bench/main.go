@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,22 +61,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.transports = allTransports
 	} else {
 		for _, t := range strings.Split(*which, ",") {
-			if !contains(allTransports, t) {
+			if !slices.Contains(allTransports, t) {
 				return o, fmt.Errorf("-transport %q: known transports are %s, or all", t, strings.Join(allTransports, ", "))
 			}
 			o.transports = append(o.transports, t)
 		}
 	}
 	return o, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // row is one line of the result table.

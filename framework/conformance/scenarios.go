@@ -15,6 +15,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/framework"
+	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/middleware/dlq"
 )
 
@@ -208,7 +209,7 @@ func (s *suite) poisonAndReplay(t *testing.T) {
 	})
 	original := svc.Outcomes("invoice")[0].Message
 
-	poisonTopic := name + ".poison"
+	poisonTopic := middleware.TopicFor(name)
 	var entries []dlq.Entry
 	waitUntil(t, "dlq.List to show the poisoned message", func() bool {
 		var err error

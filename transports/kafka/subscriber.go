@@ -46,7 +46,11 @@ type subscriber struct {
 	// consumer has dealt with the message's ack or nack (see settle).
 	handedMu sync.Mutex
 	handed   map[*message.Message]context.Context
+	sweepAt  int // size of handed at which settled entries are removed
 }
+
+// minSweep is the smallest size of subscriber.handed worth sweeping.
+const minSweep = 64
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if s.group == "" {
@@ -112,12 +116,16 @@ func (s *subscriber) handOver(out chan<- *message.Message, msg *message.Message)
 	if s.handed == nil {
 		s.handed = make(map[*message.Message]context.Context)
 	}
-	// Forget the messages the consumer is done with. watermill-kafka has
-	// at most one message per partition out, so the map stays small.
-	for m, c := range s.handed {
-		if c.Err() != nil {
-			delete(s.handed, m)
+	// Forget the messages the consumer is done with, now and then rather
+	// than on every message: watermill-kafka has at most one message per
+	// partition out, so after a sweep the map holds about that many.
+	if len(s.handed) >= s.sweepAt {
+		for m, c := range s.handed {
+			if c.Err() != nil {
+				delete(s.handed, m)
+			}
 		}
+		s.sweepAt = max(minSweep, 2*len(s.handed))
 	}
 	s.handed[msg] = ctx
 	s.handedMu.Unlock()

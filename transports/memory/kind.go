@@ -90,14 +90,16 @@ func KindOn(b *Broker) transports.Kind {
 			if closed {
 				return nil, ErrClosed
 			}
-			return &sharedTransport{b: b}, nil
+			return &sharedTransport{transport: transport{b}}, nil
 		},
 	}
 }
 
-// sharedTransport is a service's view of a broker it does not own.
+// sharedTransport is a service's view of a broker it does not own: the
+// broker's transport (Delay, Browse), with a publisher and a Close that
+// leave the broker open.
 type sharedTransport struct {
-	b *Broker
+	transport
 
 	mu     sync.Mutex
 	closed bool
@@ -112,7 +114,7 @@ func (t *sharedTransport) Subscriber(group string) (message.Subscriber, error) {
 	if t.closed {
 		return nil, ErrClosed
 	}
-	s, err := transport{t.b}.Subscriber(group)
+	s, err := t.transport.Subscriber(group)
 	if err != nil {
 		return nil, err
 	}
@@ -130,16 +132,6 @@ func (t *sharedTransport) Close() error {
 		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// Delay is Broker.Delay.
-func (t *sharedTransport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
-	return t.b.Delay(ctx, topic, group, msg, delay)
-}
-
-// Browse is Broker.Browse.
-func (t *sharedTransport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
-	return t.b.Browse(ctx, topic)
 }
 
 // sharedPublisher publishes on a broker that its Close leaves open.
