@@ -25,10 +25,14 @@
 //     breaker, dedup in memory, timeout, recoverer).
 //
 // Publish throughput is n messages from -publishers goroutines, one message
-// per call; with -batch B > 1, a second row publishes B messages per call
-// (one INSERT on SQL, one produce request on Kafka). Consume throughput is
-// the drain of that backlog, from the first message handled to the last,
-// so consumer group joins and connection setup are not counted.
+// per call; with -batch B > 1, further rows publish B messages per call
+// (one INSERT on SQL, one produce request on Kafka). Every row publishes to
+// a topic the consumer group already keeps (on RabbitMQ, a durable queue
+// bound before publishing: a message to an exchange without queues is
+// dropped, and confirmed, at once). Consume throughput is the drain of that
+// backlog, from the first message handled to the last, so consumer group
+// joins and connection setup are not counted. The RabbitMQ queues and
+// exchanges of a run are deleted at its end.
 //
 // Kafka runs against an in-process Kafka-protocol broker (kfake) unless
 // -kafka-brokers names real ones. The other brokers come from the usual

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -28,30 +29,51 @@ func TestParseFlags_Errors(t *testing.T) {
 	}
 }
 
-// TestRun_Kafka runs a small measurement end to end on the in-process Kafka
-// broker: both sides publish and consume every message, and the table
-// shows a rate for each.
-func TestRun_Kafka(t *testing.T) {
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"-transport", "kafka", "-n", "300", "-publishers", "4", "-batch", "50"}, nil, &out)
+// TestRun runs a small measurement end to end on the in-process Kafka
+// broker and on RabbitMQ: both sides publish and consume every message,
+// and the table shows both rates on every row.
+func TestRun(t *testing.T) {
+	for _, transport := range []string{"kafka", "amqp"} {
+		t.Run(transport, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"-transport", transport, "-n", "300", "-publishers", "4", "-batch", "50"}, nil, &out)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out.String())
+			}
+			rows := 0
+			for _, line := range strings.Split(out.String(), "\n") {
+				f := strings.Fields(line)
+				if len(f) == 0 || f[0] != transport {
+					continue
+				}
+				rows++
+				if f[len(f)-2] == "-" || f[len(f)-2] == "0" {
+					t.Errorf("no publish rate in %q", line)
+				}
+				if f[len(f)-1] == "-" || f[len(f)-1] == "0" {
+					t.Errorf("no consume rate in %q", line)
+				}
+			}
+			if rows != 5 {
+				t.Errorf("%d %s rows, want 5:\n%s", rows, transport, out.String())
+			}
+		})
+	}
+}
+
+// TestRun_AMQPLeavesNoQueues checks that a run deletes the RabbitMQ queues
+// it declared, so that runs do not pile up durable queues.
+func TestRun_AMQPLeavesNoQueues(t *testing.T) {
+	if err := run(context.Background(), []string{"-transport", "amqp", "-n", "50", "-batch", "10"}, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name").Output()
 	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
+		t.Fatalf("rabbitmqctl list_queues: %v", err)
 	}
-	rows := 0
-	for _, line := range strings.Split(out.String(), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "kafka" {
-			continue
+	for _, q := range strings.Fields(string(out)) {
+		if strings.HasPrefix(q, "bench.") {
+			t.Errorf("queue %s left behind", q)
 		}
-		rows++
-		if f[len(f)-2] == "-" || f[len(f)-2] == "0" {
-			t.Errorf("no publish rate in %q", line)
-		}
-		if strings.Contains(line, "1/publish") && f[len(f)-1] == "-" {
-			t.Errorf("no consume rate in %q", line)
-		}
-	}
-	if rows != 5 {
-		t.Errorf("%d kafka rows, want 5:\n%s", rows, out.String())
 	}
 }

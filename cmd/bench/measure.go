@@ -41,39 +41,37 @@ func (t *target) measure(ctx context.Context, o options) ([]row, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", side, err))
 		}
 	}
-	pub, con, err := t.raw(ctx, o, 1, true, false)
+	pub, con, err := t.raw(ctx, o, 1, false)
 	add("raw watermill defaults, 1/publish", pub, con, err)
-	pub, con, err = t.raw(ctx, o, 1, true, true)
+	pub, con, err = t.raw(ctx, o, 1, true)
 	add("raw watermill defaults, 1/publish, millrace's envelope", pub, con, err)
 	if o.batch > 1 {
-		pub, _, err := t.raw(ctx, o, o.batch, false, false)
-		add(fmt.Sprintf("raw watermill defaults, %d/publish", o.batch), pub, 0, err)
+		pub, con, err := t.raw(ctx, o, o.batch, false)
+		add(fmt.Sprintf("raw watermill defaults, %d/publish", o.batch), pub, con, err)
 	}
-	pub, con, err = t.millrace(ctx, o, 1, true)
+	pub, con, err = t.millrace(ctx, o, 1)
 	add("millrace defaults + full stack, 1/publish", pub, con, err)
 	if o.batch > 1 {
-		pub, _, err := t.millrace(ctx, o, o.batch, false)
-		add(fmt.Sprintf("millrace defaults, %d/publish", o.batch), pub, 0, err)
+		pub, con, err := t.millrace(ctx, o, o.batch)
+		add(fmt.Sprintf("millrace defaults + full stack, %d/publish", o.batch), pub, con, err)
 	}
 	return rows, errors.Join(errs...)
 }
 
-// raw publishes o.n messages with the raw adapter and, if consume, drains
-// them with a Watermill Router without middleware. With envelope, each
+// raw publishes o.n messages with the raw adapter, batch per call, and
+// drains them with a Watermill Router without middleware. With envelope, each
 // message carries the metadata millrace's envelope adds (type, correlation
 // id, publisher, time, content type), so that the rates compare the same
 // messages.
-func (t *target) raw(ctx context.Context, o options, batch int, consume, envelope bool) (pubRate, conRate float64, err error) {
+func (t *target) raw(ctx context.Context, o options, batch int, envelope bool) (pubRate, conRate float64, err error) {
 	topic, group := fresh("bench.raw"), "bench-raw"
 	pub, sub, err := t.rawPubSub(group)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer func() { _ = sub.Close(); _ = pub.Close() }()
-	if consume {
-		if err := t.initGroup(sub, topic); err != nil {
-			return 0, 0, err
-		}
+	defer func() { _ = sub.Close(); _ = pub.Close(); t.drop(topic, group, true) }()
+	if err := t.initGroup(sub, topic); err != nil {
+		return 0, 0, err
 	}
 	payload, _ := json.Marshal(newOrder(0))
 	pubRate, err = publishAll(o, batch, func(first, count int) error {
@@ -86,7 +84,7 @@ func (t *target) raw(ctx context.Context, o options, batch int, consume, envelop
 		}
 		return pub.Publish(topic, msgs...)
 	})
-	if err != nil || !consume {
+	if err != nil {
 		return pubRate, 0, err
 	}
 
@@ -107,15 +105,15 @@ func (t *target) raw(ctx context.Context, o options, batch int, consume, envelop
 }
 
 // millrace publishes o.n messages through an App on the configured
-// transport and, if consume, drains them with a typed no-op handler behind
+// transport, batch per call, and drains them with a typed no-op handler behind
 // the default middleware stack.
-func (t *target) millrace(ctx context.Context, o options, batch int, consume bool) (pubRate, conRate float64, err error) {
+func (t *target) millrace(ctx context.Context, o options, batch int) (pubRate, conRate float64, err error) {
 	topic, group := fresh("bench.millrace"), "bench-millrace"
 	tr, closeTransport, err := framework.OpenTransport(ctx, t.cfg, t.reg, t.logger)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer closeTransport()
+	defer func() { closeTransport(); t.drop(topic, group, false) }()
 	app, err := framework.New(t.cfg, t.logger, tr)
 	if err != nil {
 		return 0, 0, err
@@ -127,7 +125,7 @@ func (t *target) millrace(ctx context.Context, o options, batch int, consume boo
 			c.hit()
 		}
 	}))
-	if consume && t.name == "amqp" {
+	if t.name == "amqp" {
 		sub, err := tr.Subscriber(group)
 		if err != nil {
 			return 0, 0, err
@@ -150,7 +148,7 @@ func (t *target) millrace(ctx context.Context, o options, batch int, consume boo
 		}
 		return app.PublishMessage(ctx, topic, msgs...)
 	})
-	if err != nil || !consume {
+	if err != nil {
 		return pubRate, 0, err
 	}
 	if err := app.Start(ctx); err != nil {

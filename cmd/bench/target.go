@@ -16,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	_ "github.com/go-sql-driver/mysql" // raw watermill-sql on MySQL
 	_ "github.com/jackc/pgx/v5/stdlib" // raw watermill-sql on PostgreSQL
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/framework"
 	"github.com/millrace/millrace/transports"
@@ -37,7 +38,21 @@ type target struct {
 	// rawPubSub builds the raw adapter's publisher and a subscriber of
 	// consumer group group.
 	rawPubSub func(group string) (message.Publisher, message.Subscriber, error)
+	// dropQueue, if set, deletes what a measurement left on the broker.
+	dropQueue func(topic, group string, raw bool) error
 	closers   []func()
+}
+
+// drop deletes the queue and exchange a measurement of topic and group
+// declared, on brokers that keep them (RabbitMQ), so that runs do not pile
+// up durable queues.
+func (t *target) drop(topic, group string, raw bool) {
+	if t.dropQueue == nil {
+		return
+	}
+	if err := t.dropQueue(topic, group, raw); err != nil {
+		t.logger.Warn("bench: could not delete the measurement's queue", "topic", topic, "error", err)
+	}
 }
 
 func newTarget(_ context.Context, name string, o options, env []string) (*target, error) {
@@ -85,6 +100,25 @@ func newTarget(_ context.Context, name string, o options, env []string) (*target
 			return pub, sub, nil
 		}
 	case *amqp.Config:
+		t.dropQueue = func(topic, group string, raw bool) error {
+			queue := topic + "." + group // millrace's <topic>.<group>
+			if raw {
+				queue = wamqp.GenerateQueueNameTopicNameWithSuffix(group)(topic)
+			}
+			conn, err := amqp091.Dial(c.URL)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				return err
+			}
+			if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+				return err
+			}
+			return ch.ExchangeDelete(topic, false, false)
+		}
 		t.rawPubSub = func(group string) (message.Publisher, message.Subscriber, error) {
 			ac := wamqp.NewDurablePubSubConfig(c.URL, wamqp.GenerateQueueNameTopicNameWithSuffix(group))
 			pub, err := wamqp.NewPublisher(ac, t.wlog)

@@ -115,6 +115,11 @@ type QueueConfig struct {
 	// Overflow is drop-head (the default), reject-publish or
 	// reject-publish-dlx (x-overflow). Only with MaxLength.
 	Overflow string `yaml:"overflow"`
+	// Version is the classic queue storage version (x-queue-version, since
+	// RabbitMQ 3.10): 2, the default, takes persistent messages with about
+	// half the broker CPU of version 1; 0 leaves the argument out, for
+	// brokers before 3.10 and queues declared without it.
+	Version int `yaml:"version"`
 }
 
 // arguments returns the queue arguments q configures, nil if none.
@@ -135,16 +140,20 @@ func (q QueueConfig) arguments() amqp091.Table {
 	if q.Overflow != "" {
 		args["x-overflow"] = q.Overflow
 	}
+	if q.Version > 0 {
+		args["x-queue-version"] = int32(q.Version)
+	}
 	return args
 }
 
 // queueArgumentKeys maps the queue arguments millrace sets to their config
 // keys, for errors about queues declared differently before.
 var queueArgumentKeys = map[string]string{
-	"x-max-priority": "queue.max_priority",
-	"x-message-ttl":  "queue.message_ttl",
-	"x-max-length":   "queue.max_length",
-	"x-overflow":     "queue.overflow",
+	"x-max-priority":  "queue.max_priority",
+	"x-message-ttl":   "queue.message_ttl",
+	"x-max-length":    "queue.max_length",
+	"x-overflow":      "queue.overflow",
+	"x-queue-version": "queue.version",
 }
 
 // TLSConfig is the tls subsection of Config.
@@ -164,8 +173,9 @@ type TLSConfig struct {
 }
 
 // DefaultConfig returns the defaults: a local RabbitMQ as guest, fanout
-// exchanges, durable queues, persistent messages, prefetch 100, publisher
-// confirms on, 8 publisher channels, reconnect after 500ms growing to 30s.
+// exchanges, durable version 2 queues, persistent messages, prefetch 100,
+// publisher confirms on, 8 publisher channels, reconnect after 500ms
+// growing to 30s.
 func DefaultConfig() *Config {
 	return &Config{
 		URL:                      "amqp://guest:guest@127.0.0.1:5672/",
@@ -176,6 +186,7 @@ func DefaultConfig() *Config {
 		Prefetch:                 100,
 		PublisherConfirms:        true,
 		PublisherChannels:        8,
+		Queue:                    QueueConfig{Version: 2},
 		ReconnectInitialInterval: 500 * time.Millisecond,
 		ReconnectMaxInterval:     30 * time.Second,
 	}
@@ -235,6 +246,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("queue.overflow", q.Overflow, "must be one of: drop-head, reject-publish, reject-publish-dlx")
+	}
+	if q.Version < 0 || q.Version > 2 {
+		bad("queue.version", strconv.Itoa(q.Version), "must be 1 or 2, or 0 for the broker's default")
 	}
 	if c.TLS.Enabled && scheme != "" && scheme != "amqps" {
 		bad("tls.enabled", "true", "needs an amqps:// url, got "+strconv.Quote(scheme+"://"))

@@ -46,6 +46,7 @@ func TestConfig_Validate(t *testing.T) {
 			c.Queue.Overflow = "drop-tail"
 		}, []string{"queue.overflow"}},
 		{"overflow without max length", func(c *amqp.Config) { c.Queue.Overflow = amqp.OverflowDropHead }, []string{"queue.overflow"}},
+		{"unknown queue version", func(c *amqp.Config) { c.Queue.Version = 3 }, []string{"queue.version"}},
 		{"tls on amqp url", func(c *amqp.Config) { c.TLS.Enabled = true }, []string{"tls.enabled"}},
 		{"tls files without tls", func(c *amqp.Config) { c.TLS.CAFile = "ca.pem" }, []string{"tls.enabled"}},
 		{"cert without key", func(c *amqp.Config) {

@@ -186,28 +186,44 @@ func TestQueue_MaxLengthOverflow(t *testing.T) {
 // declared with fails with an error naming the queue, the argument and its
 // config key.
 func TestQueue_ChangedArgumentsNameQueueAndKey(t *testing.T) {
-	topic := uniqueTopic("changed")
-	before := openTransport(t, func(c *amqp.Config) { c.Queue.MaxPriority = 5 })
-	if err := initQueue(t, before, topic, "g"); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name          string
+		before, after func(*amqp.Config)
+		arg, key      string
+	}{
+		{"priority", func(c *amqp.Config) { c.Queue.MaxPriority = 5 }, func(c *amqp.Config) { c.Queue.MaxPriority = 10 },
+			"x-max-priority", "transport.amqp.queue.max_priority"},
+		// A queue declared without a version (by a broker before 3.10, or
+		// another client) and the default version 2.
+		{"version", func(c *amqp.Config) { c.Queue.Version = 0 }, nil,
+			"x-queue-version", "transport.amqp.queue.version"},
 	}
-	after := openTransport(t, func(c *amqp.Config) { c.Queue.MaxPriority = 10 })
-	sub, err := after.Subscriber("g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = sub.Subscribe(context.Background(), topic)
-	if !errors.Is(err, amqp.ErrQueueArguments) {
-		t.Fatalf("got %v, want ErrQueueArguments", err)
-	}
-	for _, want := range []string{topic + ".g", "x-max-priority", "transport.amqp.queue.max_priority"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
-	// Delay declares the group's queue too.
-	err = after.Delay(context.Background(), topic, "g", newMessage("d"), 0)
-	if !errors.Is(err, amqp.ErrQueueArguments) {
-		t.Errorf("Delay: got %v, want ErrQueueArguments", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topic := uniqueTopic("changed")
+			before := openTransport(t, tt.before)
+			if err := initQueue(t, before, topic, "g"); err != nil {
+				t.Fatal(err)
+			}
+			after := openTransport(t, tt.after)
+			sub, err := after.Subscriber("g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = sub.Subscribe(context.Background(), topic)
+			if !errors.Is(err, amqp.ErrQueueArguments) {
+				t.Fatalf("got %v, want ErrQueueArguments", err)
+			}
+			for _, want := range []string{topic + ".g", tt.arg, tt.key} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+			// Delay declares the group's queue too.
+			err = after.Delay(context.Background(), topic, "g", newMessage("d"), 0)
+			if !errors.Is(err, amqp.ErrQueueArguments) {
+				t.Errorf("Delay: got %v, want ErrQueueArguments", err)
+			}
+		})
 	}
 }

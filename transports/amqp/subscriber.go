@@ -37,8 +37,9 @@ func newSubscriber(t *Transport, group string) *subscriber {
 // Subscribe declares the group's queue on topic, binds it to the topic's
 // exchange and consumes it until ctx is done or the subscriber closed; then
 // the returned channel is closed. Each message waits for Ack or Nack before
-// the next is sent: Ack acks it on the broker, Nack requeues it at once, as
-// does closing first. When the connection is lost the subscription waits
+// the next is sent: Ack acks it on the broker (the acks of messages handled
+// back to back are sent together, see ackBatch), Nack requeues it at once,
+// as does closing first. When the connection is lost the subscription waits
 // (reconnect_initial_interval, growing to reconnect_max_interval), dials
 // again, and resumes; unacked messages are redelivered.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -164,34 +165,66 @@ func (s *subscriber) consume(ctx context.Context, topic, queue string, out chan<
 	if err != nil {
 		return false, fmt.Errorf("consume %s: %w", queue, err)
 	}
+	acks := &ackBatch{ch: ch, max: max(1, s.t.cfg.Prefetch/4)}
+	// Runs before the channel closes: the messages whose acks are held
+	// were handled, and must not be requeued by the close.
+	defer acks.flush()
+	hold := time.NewTimer(ackHold)
+	hold.Stop()
+	defer hold.Stop()
 	mar := s.t.marshaler()
 	for {
-		var d amqp091.Delivery
-		var ok bool
-		select {
-		case d, ok = <-deliveries:
-			if !ok {
-				return true, errChannelClosed
-			}
-		case <-ctx.Done():
-			return true, ctx.Err()
-		case <-s.closing:
-			return true, ErrClosed
+		d, ok, err := s.next(ctx, deliveries, acks, hold)
+		if err != nil {
+			return true, err
 		}
-		if err := s.deliver(ctx, mar, d, out); err != nil {
+		if !ok {
+			return true, errChannelClosed
+		}
+		if err := s.deliver(ctx, mar, d, acks, out); err != nil {
 			return true, err
 		}
 	}
 }
 
+// next returns the next delivery; ok is false when the channel closed.
+// When none is waiting it holds the acks for up to ackHold, for the next
+// delivery to arrive, then sends them and blocks.
+func (s *subscriber) next(ctx context.Context, deliveries <-chan amqp091.Delivery, acks *ackBatch, hold *time.Timer) (d amqp091.Delivery, ok bool, err error) {
+	select {
+	case d, ok = <-deliveries:
+		return d, ok, nil
+	default:
+	}
+	var flush <-chan time.Time
+	if acks.n > 0 {
+		hold.Reset(ackHold)
+		flush = hold.C
+	}
+	for {
+		select {
+		case d, ok = <-deliveries:
+			return d, ok, nil
+		case <-flush:
+			acks.flush()
+			flush = nil
+		case <-ctx.Done():
+			return d, false, ctx.Err()
+		case <-s.closing:
+			return d, false, ErrClosed
+		}
+	}
+}
+
 // deliver hands d to out and settles it on the broker as the receiver
-// settles the message. It returns an error when ctx is done or the
+// settles the message: an ack through acks, a nack at once. It returns an error when ctx is done or the
 // subscriber closes first (d is then requeued by closing the channel).
-func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Delivery, out chan<- *message.Message) error {
+func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Delivery, acks *ackBatch, out chan<- *message.Message) error {
 	msg, err := mar.Unmarshal(d)
 	if err != nil {
 		// Not with this marshaler. Never drop: requeue, and consume again
 		// after the reconnect wait rather than in a tight loop.
+		acks.flush()
 		_ = d.Nack(false, true)
 		return fmt.Errorf("unmarshal delivery %d: %w", d.DeliveryTag, err)
 	}
@@ -211,10 +244,9 @@ func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Deliv
 	}
 	select {
 	case <-msg.Acked():
-		// An ack that fails (the channel is gone) leaves the message to be
-		// redelivered: at least once.
-		_ = d.Ack(false)
+		acks.add(d.DeliveryTag)
 	case <-msg.Nacked():
+		acks.flush()
 		_ = d.Nack(false, true)
 	case <-ctx.Done():
 		return ctx.Err()

@@ -1,0 +1,173 @@
+package amqp_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// queueCounts returns queue's ready and unacknowledged message counts, as
+// rabbitmqctl reports them.
+func queueCounts(t *testing.T, queue string) (ready, unacked int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "list_queues", "-q", "--no-table-headers",
+		"name", "messages_ready", "messages_unacknowledged").Output()
+	if err != nil {
+		t.Fatalf("rabbitmqctl list_queues: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[0] == queue {
+			ready, _ = strconv.Atoi(f[1])
+			unacked, _ = strconv.Atoi(f[2])
+			return ready, unacked
+		}
+	}
+	t.Fatalf("queue %s not listed by rabbitmqctl:\n%s", queue, out)
+	return 0, 0
+}
+
+// readyCount returns how many messages wait in queue, through a passive
+// declaration.
+func readyCount(t *testing.T, queue string) int {
+	t.Helper()
+	conn, err := amqp091.Dial(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", queue, err)
+	}
+	return q.Messages
+}
+
+// subscribeGroup subscribes group to topic on a new transport, and returns
+// the subscriber and the messages.
+func subscribeGroup(t *testing.T, topic, group string) (sub message.Subscriber, msgs <-chan *message.Message) {
+	t.Helper()
+	tr := openTransport(t, nil)
+	sub, err := tr.Subscriber(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = sub.Subscribe(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub, msgs
+}
+
+func TestAcksOfAQuietQueueAreSentWithoutWaitingForMore(t *testing.T) {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Fatal("rabbitmqctl not on PATH")
+	}
+	topic := uniqueTopic("acks")
+	queue := topic + ".g"
+	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
+	_, msgs := subscribeGroup(t, topic, "g")
+	pub := openTransport(t, nil).Publisher()
+	for i := range 3 {
+		if err := pub.Publish(topic, newMessage(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, msgs, 10*time.Second)
+	}
+	// The subscription stays open: the acks must reach the broker by
+	// themselves, not only when it closes.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ready, unacked := queueCounts(t, queue)
+		if ready == 0 && unacked == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d ready and %d unacked messages after all 3 were acked", queue, ready, unacked)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestHeldAcksAreSentBeforeTheSubscriptionCloses(t *testing.T) {
+	topic := uniqueTopic("acks")
+	queue := topic + ".g"
+	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
+	sub, msgs := subscribeGroup(t, topic, "g")
+	batch := make([]*message.Message, 290) // not a multiple of the 25 acks sent at once
+	for i := range batch {
+		batch[i] = newMessage(fmt.Sprint(i))
+	}
+	if err := openTransport(t, nil).Publisher().Publish(topic, batch...); err != nil {
+		t.Fatal(err)
+	}
+	for range batch {
+		receive(t, msgs, 10*time.Second)
+	}
+	// Close at once: acks still held must be sent, or closing the channel
+	// requeues messages that were handled.
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := readyCount(t, queue); n != 0 {
+		t.Fatalf("%s holds %d messages after all 290 were acked and the subscriber closed", queue, n)
+	}
+}
+
+func TestNackAmongHeldAcksRedeliversOnlyTheNackedMessage(t *testing.T) {
+	topic := uniqueTopic("acks")
+	queue := topic + ".g"
+	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
+	sub, msgs := subscribeGroup(t, topic, "g")
+	batch := make([]*message.Message, 6)
+	for i := range batch {
+		batch[i] = newMessage(fmt.Sprint(i))
+	}
+	if err := openTransport(t, nil).Publisher().Publish(topic, batch...); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < len(batch)+1 {
+		select {
+		case m := <-msgs:
+			got = append(got, string(m.Payload))
+			if string(m.Payload) == "3" && len(got) == 4 {
+				m.Nack()
+			} else {
+				m.Ack()
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("received %v, want 0-5 and 3 again", got)
+		}
+	}
+	if want := "0 1 2 3 4 5 3"; strings.Join(got, " ") != want {
+		t.Errorf("received %q, want %q", strings.Join(got, " "), want)
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("unexpected further delivery %q", m.Payload)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := readyCount(t, queue); n != 0 {
+		t.Fatalf("%s holds %d messages after every message was acked", queue, n)
+	}
+}
