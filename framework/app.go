@@ -230,6 +230,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 	a.mu.Lock()
 	a.subscribers = append(a.subscribers, sub)
 	a.mu.Unlock()
+	_, concurrent := sub.(transports.PartitionedSubscriber)
 	for i := 0; i < h.concurrency; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -239,7 +240,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 			return fmt.Errorf("subscribe to %q: %w", h.topic, err)
 		}
 		a.loops.Add(1)
-		go a.consume(h, chain, ch)
+		go a.consume(h, chain, ch, concurrent)
 	}
 	a.logger.Info("handler started",
 		slog.String("handler", h.name), slog.String("topic", h.topic),

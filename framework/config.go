@@ -64,9 +64,10 @@ func (c TransportConfig) Section() any { return c.Sections[c.Kind] }
 // HandlersConfig holds defaults for every handler; a handler's own options
 // override them.
 type HandlersConfig struct {
-	// Concurrency is how many messages one handler processes at once; default
-	// 1, at most 1024. Messages with the same partition key are still handled
-	// one at a time, in order, on transports that order by key.
+	// Concurrency is how many subscriptions one handler has, each handling
+	// one message at a time (on Kafka, one per partition assigned to it);
+	// default 1, at most 1024. Messages with the same partition key are still
+	// handled one at a time, in order, on transports that order by key.
 	Concurrency int `yaml:"concurrency"`
 }
 

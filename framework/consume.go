@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -13,10 +14,31 @@ import (
 	"github.com/millrace/millrace/middleware"
 )
 
-// consume handles the messages of one subscription, one at a time, until
-// the App stops taking messages or the subscription ends.
-func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.Message) {
+// consume handles the messages of one subscription until the App stops
+// taking messages or the subscription ends, then waits for the messages it
+// is handling. With concurrent (a transports.PartitionedSubscriber's
+// subscription) each message is handled in a goroutine of its own, as soon
+// as it arrives: the subscription hands out at most one message per
+// partition at once, so a partition's messages are still handled one at a
+// time, in order. Otherwise it handles one message at a time.
+func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, concurrent bool) {
 	defer a.loops.Done()
+	// Concurrent messages go to idle workers, or to a new one when all are
+	// busy; workers wait for the next message rather than exit, so there
+	// are as many as messages were out at once, and a handler's stack,
+	// once grown, serves the next message.
+	var workers sync.WaitGroup
+	idle := make(chan *message.Message)
+	defer func() {
+		close(idle)
+		workers.Wait()
+	}()
+	work := func(msg *message.Message) {
+		a.handle(h, chain, msg)
+		for msg := range idle {
+			a.handle(h, chain, msg)
+		}
+	}
 	for {
 		select {
 		case <-a.stopIntake:
@@ -36,7 +58,15 @@ func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.
 				return
 			default:
 			}
-			a.handle(h, chain, msg)
+			if !concurrent {
+				a.handle(h, chain, msg)
+				continue
+			}
+			select {
+			case idle <- msg:
+			default:
+				workers.Go(func() { work(msg) })
+			}
 		}
 	}
 }

@@ -30,9 +30,11 @@ type handler struct {
 // HandlerOption adjusts one handler.
 type HandlerOption func(*handler)
 
-// Concurrency sets how many messages the handler processes at once (default:
-// config handlers.concurrency). The App opens n subscriptions in the
-// handler's consumer group and handles each one's messages in turn; so on a
+// Concurrency sets how many subscriptions the handler has in its consumer
+// group (default: config handlers.concurrency). Each subscription's messages
+// are handled in turn, except on a transport whose subscriptions order by
+// partition (Kafka, see transports.PartitionedSubscriber): there one message
+// of each partition assigned to the subscription is handled at once. So on a
 // transport that orders by partition key (memory, Kafka) messages of one key
 // are never handled concurrently nor out of order, whatever n is.
 func Concurrency(n int) HandlerOption {

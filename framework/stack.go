@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	_ "github.com/go-sql-driver/mysql" // dedup.store: mysql
 	_ "github.com/jackc/pgx/v5/stdlib" // dedup.store: postgres
@@ -70,7 +69,7 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
-		d := middleware.Dedup{Store: store, Lease: m.Dedup.Lease, TTL: m.Dedup.TTL, FailOpen: m.Dedup.FailOpen, Logger: watermill.NewSlogLogger(logger)}
+		d := middleware.Dedup{Store: store, Lease: m.Dedup.Lease, TTL: m.Dedup.TTL, FailOpen: m.Dedup.FailOpen, Logger: transports.WatermillLogger(logger)}
 		switch k := m.Dedup.Key; {
 		case strings.HasPrefix(k, "metadata:"):
 			d.Key = middleware.KeyFromMetadata(strings.TrimPrefix(k, "metadata:"))

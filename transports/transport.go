@@ -158,6 +158,20 @@ type Retainer interface {
 	Retain(ctx context.Context, topic string) error
 }
 
+// PartitionedSubscriber is implemented by subscribers whose subscriptions
+// keep order per partition rather than per subscription: one subscription
+// hands out a message of each of its partitions at once, and the next
+// message of a partition only after the previous one of that partition was
+// acked or nacked (Kafka, where a consumer group member reads every
+// partition assigned to it). The framework handles the messages of such a
+// subscription concurrently, at most one per partition, and those of other
+// subscribers one at a time per subscription.
+type PartitionedSubscriber interface {
+	message.Subscriber
+	// OrdersByPartition marks the subscriber; it does nothing.
+	OrdersByPartition()
+}
+
 // EnsureUUID gives msg an id when it has none, as happens with a message
 // that a client other than Watermill published (it sets no
 // _watermill_message_uuid header). The id is "<source>:" followed by key,

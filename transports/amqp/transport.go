@@ -77,7 +77,7 @@ func Open(_ context.Context, cfg Config, logger *slog.Logger) (*Transport, error
 	if logger == nil {
 		logger = slog.Default()
 	}
-	t := &Transport{cfg: cfg, logger: watermill.NewSlogLogger(logger), name: "millrace " + watermill.NewShortUUID()}
+	t := &Transport{cfg: cfg, logger: transports.WatermillLogger(logger), name: "millrace " + watermill.NewShortUUID()}
 	tlsCfg, err := cfg.TLS.build()
 	if err != nil {
 		return nil, err

@@ -8,6 +8,8 @@ import (
 
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports"
 )
 
 // MetadataRetryDueAt is the metadata key of a message on a retry topic: when
@@ -48,6 +50,12 @@ type subscriber struct {
 	handed   map[*message.Message]context.Context
 	sweepAt  int // size of handed at which settled entries are removed
 }
+
+var _ transports.PartitionedSubscriber = (*subscriber)(nil)
+
+// OrdersByPartition marks subscriber as a transports.PartitionedSubscriber:
+// watermill-kafka hands out one message per assigned partition at once.
+func (s *subscriber) OrdersByPartition() {}
 
 // minSweep is the smallest size of subscriber.handed worth sweeping.
 const minSweep = 64

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/transports"
@@ -35,7 +34,7 @@ func open(_ context.Context, cfg any, deps transports.Deps) (transports.Transpor
 	if logger == nil {
 		logger = slog.Default()
 	}
-	b, err := New(*c, watermill.NewSlogLogger(logger))
+	b, err := New(*c, transports.WatermillLogger(logger))
 	if err != nil {
 		return nil, err
 	}

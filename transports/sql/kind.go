@@ -99,7 +99,7 @@ func open(ctx context.Context, d dialect, cfg Config, logger *slog.Logger) (*Tra
 	if logger == nil {
 		logger = slog.Default()
 	}
-	wlog := watermill.NewSlogLogger(logger)
+	wlog := transports.WatermillLogger(logger)
 	redact := newRedactor(cfg.DSN)
 	db, err := stdsql.Open(d.driverName(), cfg.DSN)
 	if err != nil {
