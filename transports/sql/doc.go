@@ -68,7 +68,10 @@
 //     after ack_deadline or when its subscription ends. Subscriptions
 //     survive database restarts: errors are logged and the query retried.
 //   - Publishing. Publish inserts all its messages with one INSERT and
-//     returns once they are committed. Transport.TxPublisher publishes in
+//     returns once they are committed. Calls to one topic that arrive while
+//     an INSERT to it runs are merged into the next one (group commit):
+//     each call's messages stay together and in order, and under load a
+//     commit carries many calls. Transport.TxPublisher publishes in
 //     the caller's transaction instead: the messages exist if and only if
 //     it commits (the transactional outbox builds on it).
 //   - Browsing. Transport.Browse (millrace's dlq.Browser) reads a topic's

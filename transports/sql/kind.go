@@ -128,7 +128,8 @@ func open(ctx context.Context, d dialect, cfg Config, logger *slog.Logger) (*Tra
 // Publisher returns the transport's publisher: Publish inserts the
 // messages into the topic's table (created on first use) and returns once
 // they are committed. Messages of one Publish call keep their order and
-// are inserted by one statement.
+// are inserted by one statement, together with those of concurrent calls
+// to the same topic that arrived while the previous statement ran.
 func (t *Transport) Publisher() message.Publisher { return t.pub }
 
 // Subscriber returns a subscriber consuming as consumer group group. Each

@@ -22,7 +22,8 @@ type Execer interface {
 // publisher is the transport's shared publisher. Close waits for running
 // Publish calls; Publish after Close returns ErrClosed.
 type publisher struct {
-	t *Transport
+	t       *Transport
+	commits groupCommit
 
 	mu     sync.RWMutex
 	closed bool
@@ -44,7 +45,17 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return checkTopic(topic)
 	}
-	ctx := msgs[0].Context()
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("%s: publish: %w", p.t.dialect, err)
+	}
+	return p.commits.publish(msgs[0].Context(), topic, msgs, func(ctx context.Context, msgs []*message.Message) error {
+		return p.insertAll(ctx, topic, msgs)
+	})
+}
+
+// insertAll inserts msgs into topic's table, all or none: with one INSERT,
+// or in a transaction when they need several.
+func (p *publisher) insertAll(ctx context.Context, topic string, msgs []*message.Message) error {
 	if len(msgs) <= maxRowsPerInsert {
 		return p.t.insert(ctx, p.t.db, topic, msgs)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"strconv"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 )
@@ -145,9 +146,29 @@ func (s schema) InsertQuery(p wsql.InsertQueryParams) (wsql.Query, error) {
 	return s.base().InsertQuery(p)
 }
 
-// SelectQuery is watermill-sql's.
+// SelectQuery is watermill-sql's on MySQL. On PostgreSQL it selects the
+// same rows in the same order as watermill-sql's, those after the group's
+// last (transaction_id, offset) whose transactions ended, but compares the
+// pair as one row value. Watermill-sql's query spells the comparison as an
+// OR, which PostgreSQL answers by reading every row not yet consumed and
+// sorting them for the first batch_size: with a backlog of 30,000 messages
+// that took 18ms per batch, against 0.1ms for this one, an index range scan
+// of the primary key that stops after batch_size rows.
 func (s schema) SelectQuery(p wsql.SelectQueryParams) (wsql.Query, error) {
-	return s.base().SelectQuery(p)
+	if s.d != postgres {
+		return s.base().SelectQuery(p)
+	}
+	next, err := p.OffsetsAdapter.NextOffsetQuery(wsql.NextOffsetQueryParams{Topic: p.Topic, ConsumerGroup: p.ConsumerGroup})
+	if err != nil {
+		return wsql.Query{}, err
+	}
+	q := `WITH last_processed AS (` + next.Query + `)
+		SELECT "offset", transaction_id, uuid, payload, metadata FROM ` + s.messagesTable(p.Topic) + `
+		WHERE (transaction_id, "offset") > (SELECT last_processed_transaction_id, offset_acked FROM last_processed)
+			AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id ASC, "offset" ASC
+		LIMIT ` + strconv.Itoa(s.batchSize)
+	return wsql.Query{Query: q, Args: next.Args}, nil
 }
 
 // SubscribeIsolationLevel is watermill-sql's: repeatable read on
