@@ -25,6 +25,8 @@ type fakeBrokerConfig struct {
 	Confirm  bool          `yaml:"confirm"`
 	Ratio    float64       `yaml:"ratio"`
 	Linger   time.Duration `yaml:"linger"`
+	// Compress is optional: nil means the transport's default.
+	Compress *bool `yaml:"compress"`
 	TLS      struct {
 		Enabled bool   `yaml:"enabled"`
 		CAFile  string `yaml:"ca_file"`
@@ -104,6 +106,7 @@ transport:
     confirm: true
     ratio: 0.5
     linger: 5ms
+    compress: false
     tls:
       enabled: true
       ca_file: /etc/ca.pem
@@ -128,7 +131,8 @@ shutdown:
 		t.Errorf("cfg = %+v", cfg)
 	}
 	if fb.URL != "amqp://guest:hunter2@localhost:5672/" || fb.Token != "abc" || len(fb.Brokers) != 2 || fb.Brokers[1] != "b:9092" ||
-		fb.Prefetch != 50 || !fb.Confirm || fb.Ratio != 0.5 || fb.Linger != 5*time.Millisecond || !fb.TLS.Enabled || fb.TLS.CAFile != "/etc/ca.pem" {
+		fb.Prefetch != 50 || !fb.Confirm || fb.Ratio != 0.5 || fb.Linger != 5*time.Millisecond || !fb.TLS.Enabled || fb.TLS.CAFile != "/etc/ca.pem" ||
+		fb.Compress == nil || *fb.Compress {
 		t.Errorf("fakebroker section = %+v", fb)
 	}
 	if got := cfg.Transport.Sections["memory"].(*memory.Config).RedeliveryDelay; got != 2*time.Second {
@@ -143,6 +147,7 @@ func TestConfig_EnvOverridesFile(t *testing.T) {
 		"MILLRACE_TRANSPORT_FAKEBROKER_PREFETCH=7",
 		"MILLRACE_TRANSPORT_FAKEBROKER_BROKERS=x:1, y:2",
 		"MILLRACE_TRANSPORT_FAKEBROKER_TLS_ENABLED=true",
+		"MILLRACE_TRANSPORT_FAKEBROKER_COMPRESS=false",
 		"MILLRACE_SHUTDOWN_TIMEOUT=1m",
 		"MILLRACE_CONFIG=/ignored/path.yaml", // the config path, not a key
 		"PATH=/usr/bin",                      // not ours
@@ -152,7 +157,7 @@ func TestConfig_EnvOverridesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb := cfg.Transport.Section().(*fakeBrokerConfig)
-	if cfg.Handlers.Concurrency != 16 || fb.Prefetch != 7 || !fb.TLS.Enabled || cfg.Shutdown.Timeout != time.Minute {
+	if cfg.Handlers.Concurrency != 16 || fb.Prefetch != 7 || !fb.TLS.Enabled || cfg.Shutdown.Timeout != time.Minute || fb.Compress == nil || *fb.Compress {
 		t.Errorf("cfg = %+v, section %+v", cfg, fb)
 	}
 	if len(fb.Brokers) != 2 || fb.Brokers[0] != "x:1" || fb.Brokers[1] != "y:2" {

@@ -213,6 +213,16 @@ func (d *decoder) node(n *yaml.Node, v reflect.Value, path string, secret bool) 
 // setScalar parses s into v according to v's type. It returns what is
 // allowed when s does not fit, "" on success.
 func setScalar(v reflect.Value, s string) string {
+	if v.Kind() == reflect.Pointer {
+		// An optional value, such as a *bool whose nil means "the
+		// default": set, it points to the parsed value.
+		elem := reflect.New(v.Type().Elem())
+		if problem := setScalar(elem.Elem(), s); problem != "" {
+			return problem
+		}
+		v.Set(elem)
+		return ""
+	}
 	if v.Type() == reflect.TypeFor[time.Duration]() {
 		dur, err := time.ParseDuration(s)
 		if err != nil {
