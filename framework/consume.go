@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -16,29 +17,53 @@ import (
 
 // consume handles the messages of one subscription until the App stops
 // taking messages or the subscription ends, then waits for the messages it
-// is handling. With concurrent (a transports.PartitionedSubscriber's
-// subscription) each message is handled in a goroutine of its own, as soon
-// as it arrives: the subscription hands out at most one message per
-// partition at once, so a partition's messages are still handled one at a
-// time, in order. Otherwise it handles one message at a time.
+// is handling. Without concurrent it handles one message at a time. With
+// concurrent (a transports.PartitionedSubscriber's subscription, which hands
+// out at most one message per partition at once) several goroutines
+// receive from the subscription, so that a message that arrives while
+// others are handled is taken at once, and a partition's messages are
+// still handled one at a time, in order. There is always one goroutine
+// waiting: when the last one waiting receives a message it starts another.
+// So there are as many as messages were out at once, plus one, and a
+// handler's stack, once grown, serves the next message.
 func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, concurrent bool) {
 	defer a.loops.Done()
-	// Concurrent messages go to idle workers, or to a new one when all are
-	// busy; workers wait for the next message rather than exit, so there
-	// are as many as messages were out at once, and a handler's stack,
-	// once grown, serves the next message.
-	var workers sync.WaitGroup
-	idle := make(chan *message.Message)
-	defer func() {
-		close(idle)
-		workers.Wait()
-	}()
-	work := func(msg *message.Message) {
-		a.handle(h, chain, msg)
-		for msg := range idle {
-			a.handle(h, chain, msg)
-		}
+	var ended sync.Once
+	if !concurrent {
+		a.take(h, chain, ch, &ended, nil)
+		return
 	}
+	p := &takers{take: func(p *takers) { a.take(h, chain, ch, &ended, p) }}
+	p.start()
+	p.wg.Wait()
+}
+
+// takers are the goroutines that take a concurrent subscription's messages.
+type takers struct {
+	take    func(*takers)
+	wg      sync.WaitGroup
+	waiting atomic.Int32 // takers waiting for a message, or about to
+}
+
+// start starts a taker.
+func (p *takers) start() {
+	p.waiting.Add(1)
+	p.wg.Go(func() { p.take(p) })
+}
+
+// received is called by a taker that received a message: if it was the
+// last one waiting, another starts.
+func (p *takers) received() {
+	if p.waiting.Add(-1) == 0 {
+		p.start()
+	}
+}
+
+// take handles messages of ch until the App stops taking messages or ch
+// closes; ended reports a subscription that closed by itself once. With
+// takers, the goroutine is one of them: it counts as waiting except while
+// it handles a message.
+func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, ended *sync.Once, p *takers) {
 	for {
 		select {
 		case <-a.stopIntake:
@@ -48,7 +73,9 @@ func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.
 				select {
 				case <-a.stopIntake:
 				default:
-					a.failed(fmt.Errorf("handler %q: subscription to %q in group %q ended unexpectedly", h.name, h.topic, h.group))
+					ended.Do(func() {
+						a.failed(fmt.Errorf("handler %q: subscription to %q in group %q ended unexpectedly", h.name, h.topic, h.group))
+					})
 				}
 				return
 			}
@@ -58,15 +85,13 @@ func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.
 				return
 			default:
 			}
-			if !concurrent {
+			if p == nil {
 				a.handle(h, chain, msg)
 				continue
 			}
-			select {
-			case idle <- msg:
-			default:
-				workers.Go(func() { work(msg) })
-			}
+			p.received()
+			a.handle(h, chain, msg)
+			p.waiting.Add(1)
 		}
 	}
 }
