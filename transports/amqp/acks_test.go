@@ -110,7 +110,7 @@ func TestHeldAcksAreSentBeforeTheSubscriptionCloses(t *testing.T) {
 	queue := topic + ".g"
 	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
 	sub, msgs := subscribeGroup(t, topic, "g")
-	batch := make([]*message.Message, 290) // not a multiple of the 25 acks sent at once
+	batch := make([]*message.Message, 290) // not a multiple of the 62 acks sent at once (prefetch 250 / 4)
 	for i := range batch {
 		batch[i] = newMessage(fmt.Sprint(i))
 	}

@@ -47,7 +47,12 @@ type Config struct {
 	Persistent bool `yaml:"persistent"`
 
 	// Prefetch is how many unacked messages the broker hands one
-	// subscription at a time (basic.qos prefetch count). At least 1.
+	// subscription at a time (basic.qos prefetch count). At least 1. The
+	// default, 250, is Spring AMQP's: on a 2-core machine consumption
+	// through the full middleware stack went from about 11,000 msg/s at
+	// 100 to 11,500-15,500 at 250. Subscriptions sharing a queue each hold
+	// up to Prefetch messages, so lower it when handlers are slow and
+	// should share the work evenly.
 	Prefetch int `yaml:"prefetch"`
 
 	// PublisherConfirms makes Publish return only after the broker confirmed
@@ -173,7 +178,7 @@ type TLSConfig struct {
 }
 
 // DefaultConfig returns the defaults: a local RabbitMQ as guest, fanout
-// exchanges, durable version 2 queues, persistent messages, prefetch 100,
+// exchanges, durable version 2 queues, persistent messages, prefetch 250,
 // publisher confirms on, 8 publisher channels, reconnect after 500ms
 // growing to 30s.
 func DefaultConfig() *Config {
@@ -183,7 +188,7 @@ func DefaultConfig() *Config {
 		Exchange:                 "millrace",
 		Durable:                  true,
 		Persistent:               true,
-		Prefetch:                 100,
+		Prefetch:                 250,
 		PublisherConfirms:        true,
 		PublisherChannels:        8,
 		Queue:                    QueueConfig{Version: 2},
