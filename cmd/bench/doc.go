@@ -24,6 +24,11 @@
 //     stack (correlation, poison queue, delayed and immediate retries,
 //     breaker, dedup in memory, timeout, recoverer).
 //
+// On RabbitMQ a third side shows the broker's own ceiling: amqp091-go with
+// no framework, -batch messages per round from -publishers goroutines,
+// persistent and confirmed, into one durable queue, then drained with
+// prefetch 250 and one ack per 60 messages.
+//
 // Publish throughput is n messages from -publishers goroutines, one message
 // per call; with -batch B > 1, further rows publish B messages per call
 // (one INSERT on SQL, one produce request on Kafka). Every row publishes to

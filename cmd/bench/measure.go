@@ -16,6 +16,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/framework"
+	"github.com/millrace/millrace/transports/amqp"
 )
 
 // order is the payload every measurement publishes: about 100 bytes of
@@ -48,6 +49,10 @@ func (t *target) measure(ctx context.Context, o options) ([]row, error) {
 	if o.batch > 1 {
 		pub, con, err := t.raw(ctx, o, o.batch, false)
 		add(fmt.Sprintf("raw watermill defaults, %d/publish", o.batch), pub, con, err)
+	}
+	if c, ok := t.cfg.Transport.Section().(*amqp.Config); ok {
+		pub, con, err := amqpCeiling(ctx, c, o, o.batch)
+		add(fmt.Sprintf("amqp091-go alone (broker ceiling), %d/publish, ack per %d", o.batch, ceilingAckEvery), pub, con, err)
 	}
 	pub, con, err = t.millrace(ctx, o, 1)
 	add("millrace defaults + full stack, 1/publish", pub, con, err)

@@ -46,13 +46,21 @@ type Config struct {
 	// digits and underscores only, at most 20 characters.
 	TablePrefix string `yaml:"table_prefix"`
 
+	// MaxIdleConns is how many idle connections the pool keeps for reuse.
+	// database/sql keeps 2 unless told otherwise, so a service publishing
+	// from many goroutines closed and opened connections all the time.
+	// The number of open connections is not capped: every subscription
+	// holds one while it delivers a batch. Must be 1 or more.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+
 	// dialect is set by the default constructors so Validate can parse DSN.
 	dialect dialect
 }
 
 // PostgresDefaultConfig returns the defaults for the postgres kind: a local
 // PostgreSQL database "test" as user postgres, polling every 100ms, batches
-// of 100, a 30s ack deadline, resend after 1s, tables prefixed "millrace_".
+// of 100, a 30s ack deadline, resend after 1s, tables prefixed "millrace_",
+// 16 idle connections kept.
 func PostgresDefaultConfig() *Config {
 	return defaultConfig(postgres, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
@@ -72,6 +80,7 @@ func defaultConfig(d dialect, dsn string) *Config {
 		AckDeadline:    30 * time.Second,
 		ResendInterval: time.Second,
 		TablePrefix:    "millrace_",
+		MaxIdleConns:   16,
 		dialect:        d,
 	}
 }
@@ -105,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ResendInterval <= 0 {
 		bad("resend_interval", c.ResendInterval.String(), "must be greater than 0")
+	}
+	if c.MaxIdleConns < 1 {
+		bad("max_idle_conns", strconv.Itoa(c.MaxIdleConns), "must be 1 or more")
 	}
 	if !validPrefix.MatchString(c.TablePrefix) || len(c.TablePrefix) > maxPrefixLen {
 		bad("table_prefix", c.TablePrefix, "must be 1 to 20 letters, digits or underscores")

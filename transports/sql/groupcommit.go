@@ -10,14 +10,23 @@ import (
 
 // groupCommit merges concurrent Publish calls to one topic into one INSERT,
 // the way a database merges concurrent commits into one log flush. One
-// INSERT per topic runs at a time; a call that finds one running joins the
-// batch that runs next, and every call of that batch returns once the batch
-// is committed. An uncontended call runs its INSERT at once, without
+// merged INSERT per topic runs at a time; a call that finds one running
+// joins the batch that runs next (up to groupCommitMaxRows), and every call
+// of that batch returns once the batch is committed. An uncontended call runs its INSERT at once, without
 // waiting. A statement commits once whatever its row count, so under load
 // the rows per commit grow with the number of callers instead of the
 // commits. On PostgreSQL (2 cores), 16 goroutines publishing one message
 // per call went from 5,500 to 12,000-13,500 msg/s; with two INSERTs per
 // topic at a time it was 6,000-10,900, the batches being smaller.
+// groupCommitMaxRows bounds the rows of one merged INSERT. A call that
+// brings that many messages itself, or would make the waiting batch
+// larger, inserts on its own at once, beside the running INSERT: callers
+// that batch their own messages gain nothing from waiting, and the
+// database runs several such statements in parallel faster than one long
+// one (100 messages per call from 16 goroutines: 37,600 msg/s merged,
+// against 65,600 for raw Watermill's parallel INSERTs).
+const groupCommitMaxRows = 100
+
 type groupCommit struct {
 	mu sync.Mutex
 	// running has an entry for each topic whose INSERT runs: the batch that
@@ -45,6 +54,9 @@ func (g *groupCommit) publish(ctx context.Context, topic string, msgs []*message
 	}
 	next, busy := g.running[topic]
 	switch {
+	case busy && (len(msgs) >= groupCommitMaxRows || next != nil && len(next.msgs)+len(msgs) > groupCommitMaxRows):
+		g.mu.Unlock()
+		return insert(ctx, msgs)
 	case !busy:
 		g.running[topic] = nil
 		g.mu.Unlock()

@@ -178,3 +178,48 @@ func TestGroupCommit_BatchOutlivesOneCallersCancel(t *testing.T) {
 		})
 	}
 }
+
+// A call with groupCommitMaxRows messages, or one that would make the
+// waiting batch larger than that, does not wait for the running INSERT: it
+// inserts on its own at once.
+func TestGroupCommit_LargeCallsDoNotWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		gathered int // messages already waiting for the next statement
+		call     int
+	}{
+		{"own batch", 0, groupCommitMaxRows},
+		{"would overflow the waiting batch", groupCommitMaxRows - 2, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var g groupCommit
+			r := &recorder{release: make(chan struct{})}
+			ctx := context.Background()
+			go func() { _ = g.publish(ctx, "orders", msgs("first", 1), r.insert) }()
+			waitFor(t, "the first statement", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.stmts) == 1 })
+			gathered := make(chan error, 1)
+			if tt.gathered > 0 {
+				go func() { gathered <- g.publish(ctx, "orders", msgs("small", tt.gathered), r.insert) }()
+				waitFor(t, "the small call to gather", func() bool { return g.waiting("orders") == tt.gathered })
+			}
+			// The first statement is still held: this call must not wait
+			// for it.
+			if err := g.publish(ctx, "orders", msgs("large", tt.call), r.insert); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			n, last := len(r.stmts), r.stmts[len(r.stmts)-1]
+			r.mu.Unlock()
+			if n != 2 || len(last) != tt.call {
+				t.Fatalf("%d statements, the last of %d messages; want the large call's %d on its own", n, len(last), tt.call)
+			}
+			close(r.release)
+			if tt.gathered > 0 {
+				if err := <-gathered; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

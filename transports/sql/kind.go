@@ -105,6 +105,7 @@ func open(ctx context.Context, d dialect, cfg Config, logger *slog.Logger) (*Tra
 	if err != nil {
 		return nil, redact.wrap(fmt.Sprintf("%s: open %s", d, transports.RedactDSN(cfg.DSN)), err)
 	}
+	db.SetMaxIdleConns(cfg.MaxIdleConns)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, redact.wrap(fmt.Sprintf("%s: connect %s", d, transports.RedactDSN(cfg.DSN)), err)
