@@ -28,7 +28,9 @@ const (
 // channels to a durable version 2 queue and wait for the confirms; then
 // one consumer drains the queue with prefetch 250, acking 60 messages at a
 // time. The messages carry the same headers as millrace's. Whatever a
-// client does per message, RabbitMQ cannot go faster than this.
+// client does per message, RabbitMQ cannot go faster than this. It dials
+// cfg.URL without the transport's TLS settings (client certificates, own
+// CA).
 func amqpCeiling(ctx context.Context, cfg *amqp.Config, o options, batch int) (pubRate, conRate float64, err error) {
 	conn, err := amqp091.Dial(cfg.URL)
 	if err != nil {

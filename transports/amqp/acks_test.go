@@ -171,3 +171,38 @@ func TestNackAmongHeldAcksRedeliversOnlyTheNackedMessage(t *testing.T) {
 		t.Fatalf("%s holds %d messages after every message was acked", queue, n)
 	}
 }
+
+// An ack is not held while the next message is being handled: a slow
+// handler must not keep the acks of earlier messages back (RabbitMQ would
+// redeliver them if the channel closed meanwhile).
+func TestAcksAreNotHeldBehindASlowHandler(t *testing.T) {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Fatal("rabbitmqctl not on PATH")
+	}
+	topic := uniqueTopic("acks")
+	queue := topic + ".g"
+	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
+	_, msgs := subscribeGroup(t, topic, "g")
+	if err := openTransport(t, nil).Publisher().Publish(topic, newMessage("fast"), newMessage("slow")); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, msgs, 10*time.Second) // acked
+	var slow *message.Message
+	select {
+	case slow = <-msgs: // handled for as long as the test runs
+	case <-time.After(10 * time.Second):
+		t.Fatal("second message not delivered")
+	}
+	defer slow.Ack()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, unacked := queueCounts(t, queue)
+		if unacked == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d unacked messages while the second is handled, want 1 (the first one's ack held back)", queue, unacked)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

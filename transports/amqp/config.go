@@ -121,9 +121,10 @@ type QueueConfig struct {
 	// reject-publish-dlx (x-overflow). Only with MaxLength.
 	Overflow string `yaml:"overflow"`
 	// Version is the classic queue storage version (x-queue-version, since
-	// RabbitMQ 3.10): 2, the default, takes persistent messages with about
-	// half the broker CPU of version 1; 0 leaves the argument out, for
-	// brokers before 3.10 and queues declared without it.
+	// RabbitMQ 3.10) of the queues the transport creates: 2, the default,
+	// takes persistent messages with about half the broker CPU of version
+	// 1; 0 leaves the argument out, for brokers before 3.10. A queue that
+	// exists with another version is used as it is (the log says so).
 	Version int `yaml:"version"`
 }
 

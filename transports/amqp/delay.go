@@ -68,7 +68,13 @@ func (d *delayer) publish(ctx context.Context, target string, msg *message.Messa
 	d.mu.Lock()
 	ch, err := d.channel()
 	if err == nil {
-		err = declareError(target, d.declare(ch, target, d.t.cfg.Queue.arguments()))
+		err = declareError(target, d.declare(ch, target, d.t.queueArguments(target)))
+		if v, ok := existingVersion(err); ok {
+			d.t.adoptVersion(target, v)
+			if ch, err = d.channel(); err == nil { // the refused declaration closed ch
+				err = declareError(target, d.declare(ch, target, d.t.queueArguments(target)))
+			}
+		}
 	}
 	if err == nil && ms > 0 {
 		err = d.declare(ch, routingKey, amqp091.Table{

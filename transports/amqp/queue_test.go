@@ -193,10 +193,6 @@ func TestQueue_ChangedArgumentsNameQueueAndKey(t *testing.T) {
 	}{
 		{"priority", func(c *amqp.Config) { c.Queue.MaxPriority = 5 }, func(c *amqp.Config) { c.Queue.MaxPriority = 10 },
 			"x-max-priority", "transport.amqp.queue.max_priority"},
-		// A queue declared without a version (by a broker before 3.10, or
-		// another client) and the default version 2.
-		{"version", func(c *amqp.Config) { c.Queue.Version = 0 }, nil,
-			"x-queue-version", "transport.amqp.queue.version"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +219,52 @@ func TestQueue_ChangedArgumentsNameQueueAndKey(t *testing.T) {
 			err = after.Delay(context.Background(), topic, "g", newMessage("d"), 0)
 			if !errors.Is(err, amqp.ErrQueueArguments) {
 				t.Errorf("Delay: got %v, want ErrQueueArguments", err)
+			}
+		})
+	}
+}
+
+// A queue that exists with another classic queue version (declared by a
+// broker before 3.10, another client, or an earlier config) is used as it
+// is: subscribing and delaying work, and messages flow.
+func TestQueue_ExistingVersionIsAdopted(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after int
+		delayFirst    bool // Delay, not Subscribe, meets the queue first
+	}{
+		{"declared without a version", 0, 2, false},
+		{"declared without a version, delay first", 0, 2, true},
+		{"declared as version 1", 1, 2, false},
+		{"declared as version 2, configured 1", 2, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topic := uniqueTopic("version")
+			before := openTransport(t, func(c *amqp.Config) { c.Queue.Version = tt.before })
+			if err := initQueue(t, before, topic, "g"); err != nil {
+				t.Fatal(err)
+			}
+			after := openTransport(t, func(c *amqp.Config) { c.Queue.Version = tt.after })
+			var ch <-chan *message.Message
+			if !tt.delayFirst {
+				ch = subscribe(t, after, topic, "g")
+			}
+			if err := after.Delay(context.Background(), topic, "g", newMessage("delayed"), 0); err != nil {
+				t.Fatalf("Delay: %v", err)
+			}
+			if tt.delayFirst {
+				ch = subscribe(t, after, topic, "g")
+			}
+			if err := after.Publisher().Publish(topic, newMessage("published")); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for range 2 {
+				got[string(receive(t, ch, 10*time.Second).Payload)] = true
+			}
+			if !got["delayed"] || !got["published"] {
+				t.Errorf("received %v, want the delayed and the published message", got)
 			}
 		})
 	}

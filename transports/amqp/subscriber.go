@@ -94,7 +94,18 @@ func (s *subscriber) declare(topic string) error {
 		return fmt.Errorf("amqp: subscribe %s: open channel: %w", queue, err)
 	}
 	defer func() { _ = ch.Close() }()
-	return s.t.declareQueue(ch, topic, queue)
+	err = s.t.declareQueue(ch, topic, queue)
+	if v, ok := existingVersion(err); ok {
+		s.t.adoptVersion(queue, v)
+		// The refused declaration closed ch.
+		retry, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("amqp: subscribe %s: open channel: %w", queue, err)
+		}
+		defer func() { _ = retry.Close() }()
+		return s.t.declareQueue(retry, topic, queue)
+	}
+	return err
 }
 
 // run consumes topic until ctx is done or the subscriber closes,
@@ -165,16 +176,13 @@ func (s *subscriber) consume(ctx context.Context, topic, queue string, out chan<
 	if err != nil {
 		return false, fmt.Errorf("consume %s: %w", queue, err)
 	}
-	acks := &ackBatch{ch: ch, max: max(1, s.t.cfg.Prefetch/4)}
+	acks := newAckBatch(ch, max(1, s.t.cfg.Prefetch/4))
 	// Runs before the channel closes: the messages whose acks are held
 	// were handled, and must not be requeued by the close.
 	defer acks.flush()
-	hold := time.NewTimer(ackHold)
-	hold.Stop()
-	defer hold.Stop()
 	mar := s.t.marshaler()
 	for {
-		d, ok, err := s.next(ctx, deliveries, acks, hold)
+		d, ok, err := s.next(ctx, deliveries, acks)
 		if err != nil {
 			return true, err
 		}
@@ -187,27 +195,15 @@ func (s *subscriber) consume(ctx context.Context, topic, queue string, out chan<
 	}
 }
 
-// next returns the next delivery; ok is false when the channel closed.
-// When none is waiting it holds the acks for up to ackHold, for the next
-// delivery to arrive, then sends them and blocks.
-func (s *subscriber) next(ctx context.Context, deliveries <-chan amqp091.Delivery, acks *ackBatch, hold *time.Timer) (d amqp091.Delivery, ok bool, err error) {
-	select {
-	case d, ok = <-deliveries:
-		return d, ok, nil
-	default:
-	}
-	var flush <-chan time.Time
-	if acks.n > 0 {
-		hold.Reset(ackHold)
-		flush = hold.C
-	}
+// next returns the next delivery, sending the held acks meanwhile when they
+// are due; ok is false when the channel closed.
+func (s *subscriber) next(ctx context.Context, deliveries <-chan amqp091.Delivery, acks *ackBatch) (d amqp091.Delivery, ok bool, err error) {
 	for {
 		select {
 		case d, ok = <-deliveries:
 			return d, ok, nil
-		case <-flush:
+		case <-acks.due():
 			acks.flush()
-			flush = nil
 		case <-ctx.Done():
 			return d, false, ctx.Err()
 		case <-s.closing:
@@ -217,8 +213,9 @@ func (s *subscriber) next(ctx context.Context, deliveries <-chan amqp091.Deliver
 }
 
 // deliver hands d to out and settles it on the broker as the receiver
-// settles the message: an ack through acks, a nack at once. It returns an error when ctx is done or the
-// subscriber closes first (d is then requeued by closing the channel).
+// settles the message: an ack through acks, a nack at once. It returns an
+// error when ctx is done or the subscriber closes first (d is then requeued
+// by closing the channel).
 func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Delivery, acks *ackBatch, out chan<- *message.Message) error {
 	msg, err := mar.Unmarshal(d)
 	if err != nil {
@@ -235,25 +232,37 @@ func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Deliv
 	defer cancel()
 	msg.SetContext(msgCtx)
 
-	select {
-	case out <- msg:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closing:
-		return ErrClosed
+	// While the message waits for its receiver and its handler, earlier
+	// acks still go out when due.
+	for sent := false; !sent; {
+		select {
+		case out <- msg:
+			sent = true
+		case <-acks.due():
+			acks.flush()
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		}
 	}
-	select {
-	case <-msg.Acked():
-		acks.add(d.DeliveryTag)
-	case <-msg.Nacked():
-		acks.flush()
-		_ = d.Nack(false, true)
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closing:
-		return ErrClosed
+	for {
+		select {
+		case <-msg.Acked():
+			acks.add(d.DeliveryTag)
+			return nil
+		case <-msg.Nacked():
+			acks.flush()
+			_ = d.Nack(false, true)
+			return nil
+		case <-acks.due():
+			acks.flush()
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		}
 	}
-	return nil
 }
 
 // declareQueue declares topic's exchange and queue with the configured
@@ -263,7 +272,7 @@ func (t *Transport) declareQueue(ch *amqp091.Channel, topic, queue string) error
 	if err := t.declareExchange(ch, exchange); err != nil {
 		return fmt.Errorf("amqp: subscribe %s: %w", queue, err)
 	}
-	if _, err := ch.QueueDeclare(queue, t.cfg.Durable, false, false, false, t.cfg.Queue.arguments()); err != nil {
+	if _, err := ch.QueueDeclare(queue, t.cfg.Durable, false, false, false, t.queueArguments(queue)); err != nil {
 		return declareError(queue, fmt.Errorf("amqp: subscribe %s: declare queue: %w", queue, err))
 	}
 	if err := ch.QueueBind(queue, t.routingKey(topic), exchange, false, nil); err != nil {

@@ -59,6 +59,10 @@ type Transport struct {
 	subConn  connector
 	sideConn connector // Delay, Retain, Browse
 
+	// versions holds, per queue, the classic queue version it was found
+	// to exist with when that differs from queue.version (see version.go).
+	versions sync.Map
+
 	mu     sync.Mutex
 	closed bool
 	subs   []*subscriber

@@ -2,8 +2,9 @@ package sqltransport
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -11,13 +12,28 @@ import (
 // groupCommit merges concurrent Publish calls to one topic into one INSERT,
 // the way a database merges concurrent commits into one log flush. One
 // merged INSERT per topic runs at a time; a call that finds one running
-// joins the batch that runs next (up to groupCommitMaxRows), and every call
-// of that batch returns once the batch is committed. An uncontended call runs its INSERT at once, without
-// waiting. A statement commits once whatever its row count, so under load
-// the rows per commit grow with the number of callers instead of the
-// commits. On PostgreSQL (2 cores), 16 goroutines publishing one message
-// per call went from 5,500 to 12,000-13,500 msg/s; with two INSERTs per
-// topic at a time it was 6,000-10,900, the batches being smaller.
+// joins the batch that runs next (up to groupCommitMaxRows), and returns
+// once that batch is committed. An uncontended call runs its INSERT at
+// once, without waiting. A statement commits once whatever its row count,
+// so under load the rows per commit grow with the number of callers
+// instead of the commits. On PostgreSQL (2 cores), 16 goroutines publishing
+// one message per call went from 5,500 to 12,000-13,500 msg/s; with two
+// INSERTs per topic at a time it was 6,000-10,900, the batches being
+// smaller.
+//
+// A call waiting for its batch to start honours its context: it leaves the
+// batch and returns the context's error, its messages unpublished. Once the
+// batch runs, the call waits for the outcome; the INSERT is cancelled only
+// when every call in it gave up. When a merged INSERT fails, each call of
+// the batch is inserted again on its own, so that one call's bad message
+// fails that call only.
+type groupCommit struct {
+	mu sync.Mutex
+	// running has an entry for each topic whose merged INSERT runs: the
+	// batch that gathers calls to run next, nil if none.
+	running map[string]*batch
+}
+
 // groupCommitMaxRows bounds the rows of one merged INSERT. A call that
 // brings that many messages itself, or would make the waiting batch
 // larger, inserts on its own at once, beside the running INSERT: callers
@@ -27,99 +43,140 @@ import (
 // against 65,600 for raw Watermill's parallel INSERTs).
 const groupCommitMaxRows = 100
 
-type groupCommit struct {
-	mu sync.Mutex
-	// running has an entry for each topic whose INSERT runs: the batch that
-	// gathers calls to run next, nil if none.
-	running map[string]*batch
+// batch is the calls that will be inserted together. Its fields are
+// guarded by groupCommit.mu until started is set; calls is not changed
+// after.
+type batch struct {
+	calls   []*call
+	rows    int
+	live    int  // calls whose context is not done
+	started bool // its INSERT runs or ran
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when every call's err is set
 }
 
-// batch is the messages of calls that will be inserted together.
-type batch struct {
+// call is one Publish call in a batch.
+type call struct {
 	msgs []*message.Message
-	ctx  batchContext
-	lead chan struct{} // closed when the batch may run
-	done chan struct{} // closed when it ran; err is then set
 	err  error
 }
 
+// insertFunc inserts msgs, all or none.
+type insertFunc func(context.Context, []*message.Message) error
+
 // publish inserts msgs with insert, alone or batched with concurrent calls,
 // and returns the outcome of the statement that inserted them. The
-// messages of one call stay together and in order; insert must insert all
-// or none of what it is given.
-func (g *groupCommit) publish(ctx context.Context, topic string, msgs []*message.Message, insert func(context.Context, []*message.Message) error) error {
+// messages of one call stay together and in order.
+func (g *groupCommit) publish(ctx context.Context, topic string, msgs []*message.Message, insert insertFunc) error {
 	g.mu.Lock()
 	if g.running == nil {
 		g.running = make(map[string]*batch)
 	}
 	next, busy := g.running[topic]
 	switch {
-	case busy && (len(msgs) >= groupCommitMaxRows || next != nil && len(next.msgs)+len(msgs) > groupCommitMaxRows):
+	case busy && (len(msgs) >= groupCommitMaxRows || next != nil && next.rows+len(msgs) > groupCommitMaxRows):
 		g.mu.Unlock()
 		return insert(ctx, msgs)
 	case !busy:
 		g.running[topic] = nil
 		g.mu.Unlock()
-		defer g.finish(topic)
+		defer g.finish(topic, insert)
 		return insert(ctx, msgs)
-	case next != nil:
-		next.msgs = append(next.msgs, msgs...)
-		stop := next.ctx.join(ctx)
-		g.mu.Unlock()
-		<-next.done
-		stop()
-		return next.err
 	}
-	b := &batch{msgs: append([]*message.Message(nil), msgs...), lead: make(chan struct{}), done: make(chan struct{})}
-	stop := b.ctx.start(ctx)
-	g.running[topic] = b
+	if next == nil {
+		next = &batch{done: make(chan struct{})}
+		// The batch's INSERT outlives any one caller; see gaveUp.
+		next.ctx, next.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		g.running[topic] = next
+	}
+	b, c := next, &call{msgs: msgs}
+	b.calls = append(b.calls, c)
+	b.rows += len(msgs)
+	b.live++
 	g.mu.Unlock()
 
-	<-b.lead // the running INSERT ended, and b is closed to further calls
-	defer g.finish(topic)
-	defer close(b.done)
+	stop := context.AfterFunc(ctx, func() { g.gaveUp(b) })
 	defer stop()
-	defer b.ctx.cancel()
-	b.err = insert(b.ctx.Context, b.msgs)
-	return b.err
+	select {
+	case <-b.done:
+		return c.err
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	if !b.started {
+		b.calls = slices.DeleteFunc(b.calls, func(o *call) bool { return o == c })
+		b.rows -= len(msgs)
+		g.mu.Unlock()
+		return fmt.Errorf("publish not started: %w", ctx.Err())
+	}
+	g.mu.Unlock()
+	<-b.done // running: its outcome decides this call's
+	return c.err
 }
 
-// finish ends topic's running INSERT: the waiting batch, if any, runs next.
-func (g *groupCommit) finish(topic string) {
+// gaveUp counts out a call of b whose context ended; once none is left and
+// b runs, its INSERT is cancelled.
+func (g *groupCommit) gaveUp(b *batch) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b.live--
+	if b.live == 0 && b.started {
+		b.cancel()
+	}
+}
+
+// finish ends topic's running INSERT: the waiting batch, if any, runs next,
+// on a goroutine of its own so that no caller waits for others' batches.
+func (g *groupCommit) finish(topic string, insert insertFunc) {
 	g.mu.Lock()
 	next := g.running[topic]
 	if next == nil {
 		delete(g.running, topic)
-	} else {
-		g.running[topic] = nil // next runs now; later calls gather anew
+		g.mu.Unlock()
+		return
+	}
+	g.running[topic] = nil // later calls gather anew
+	next.started = true
+	if next.live == 0 {
+		next.cancel()
 	}
 	g.mu.Unlock()
-	if next != nil {
-		close(next.lead)
+	go g.run(topic, next, insert)
+}
+
+// run inserts b's calls, with one statement, or each on its own when that
+// failed, sets every call's outcome and starts the next batch.
+func (g *groupCommit) run(topic string, b *batch, insert insertFunc) {
+	defer g.finish(topic, insert)
+	defer b.cancel()
+	defer close(b.done)
+	if len(b.calls) == 0 {
+		return // every call left before it started
+	}
+	var all []*message.Message
+	for _, c := range b.calls {
+		all = append(all, c.msgs...)
+	}
+	err := safeInsert(b.ctx, insert, all)
+	if err != nil && len(b.calls) > 1 && b.ctx.Err() == nil {
+		for _, c := range b.calls {
+			c.err = safeInsert(b.ctx, insert, c.msgs)
+		}
+		return
+	}
+	for _, c := range b.calls {
+		c.err = err
 	}
 }
 
-// batchContext is the context a batch's INSERT runs with: it carries the
-// first call's values and is cancelled only once every call's context is
-// done, so that one caller giving up does not fail the others' messages.
-type batchContext struct {
-	context.Context
-	cancel context.CancelFunc
-	live   atomic.Int32 // calls whose contexts are not done
-}
-
-// start sets the context up for the batch's first call.
-func (c *batchContext) start(ctx context.Context) (stop func() bool) {
-	c.Context, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	return c.join(ctx)
-}
-
-// join counts one more call, whose context's end counts it out again.
-func (c *batchContext) join(ctx context.Context) (stop func() bool) {
-	c.live.Add(1)
-	return context.AfterFunc(ctx, func() {
-		if c.live.Add(-1) == 0 {
-			c.cancel()
+// safeInsert is insert with a panic turned into an error, so that the
+// calls waiting for a batch learn that it failed.
+func safeInsert(ctx context.Context, insert insertFunc, msgs []*message.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("insert panicked: %v", r)
 		}
-	})
+	}()
+	return insert(ctx, msgs)
 }

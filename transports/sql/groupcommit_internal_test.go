@@ -45,7 +45,7 @@ func (g *groupCommit) waiting(topic string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if b := g.running[topic]; b != nil {
-		return len(b.msgs)
+		return b.rows
 	}
 	return 0
 }
@@ -71,7 +71,8 @@ func msgs(prefix string, n int) []*message.Message {
 
 // Calls that arrive while a statement runs go together in the next one,
 // each call's messages together and in order, and each call returns the
-// outcome of the statement that carried its messages.
+// outcome of the statement that carried its messages (when the merged one
+// failed, its own statement's).
 func TestGroupCommit_CallsDuringAnInsertShareTheNext(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -111,8 +112,12 @@ func TestGroupCommit_CallsDuringAnInsertShareTheNext(t *testing.T) {
 
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			if len(r.stmts) != 3 {
-				t.Fatalf("%d statements %v, want 3: first, payments, then all %d callers together", len(r.stmts), r.stmts, tt.callers)
+			want := 3 // first, payments, then all callers together
+			if tt.fail != nil {
+				want += tt.callers // then each call again on its own
+			}
+			if len(r.stmts) != want {
+				t.Fatalf("%d statements %v, want %d", len(r.stmts), r.stmts, want)
 			}
 			batch := r.stmts[2]
 			if len(batch) != 3*tt.callers {
@@ -129,51 +134,145 @@ func TestGroupCommit_CallsDuringAnInsertShareTheNext(t *testing.T) {
 					}
 				}
 			}
-			if n := len(g.running); n != 0 {
-				t.Errorf("%d topics still marked running", n)
+			// The last statement's goroutine clears the topic after its
+			// callers returned.
+			waitFor(t, "no topic marked running", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.running) == 0 })
+		})
+	}
+}
+
+// A call whose context ends while its batch waits leaves the batch: it
+// returns the context's error and its messages are not inserted, while
+// the other calls of the batch are.
+func TestGroupCommit_WaitingCallHonoursItsContext(t *testing.T) {
+	var g groupCommit
+	r := &recorder{release: make(chan struct{})}
+	go func() { _ = g.publish(context.Background(), "orders", msgs("first", 1), r.insert) }()
+	waitFor(t, "the first statement", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.stmts) == 1 })
+
+	ctxA, cancelA := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelA()
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() { errA <- g.publish(ctxA, "orders", msgs("a", 1), r.insert) }()
+	waitFor(t, "a to gather", func() bool { return g.waiting("orders") == 1 })
+	go func() { errB <- g.publish(context.Background(), "orders", msgs("b", 1), r.insert) }()
+	waitFor(t, "b to gather", func() bool { return g.waiting("orders") == 2 })
+
+	// The first statement is still held: a's deadline passes meanwhile.
+	select {
+	case err := <-errA:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a still waits after its deadline")
+	}
+	close(r.release)
+	if err := <-errB; err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if got := r.stmts[len(r.stmts)-1]; len(got) != 1 || got[0] != "b-0" {
+		t.Errorf("last statement inserted %v, want only b's message", got)
+	}
+}
+
+// A running batch is cancelled only when every call in it gave up.
+func TestGroupCommit_RunningBatchCancelledOnlyWhenAllGaveUp(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprintf("all_gave_up=%v", all), func(t *testing.T) {
+			var g groupCommit
+			first := make(chan struct{})
+			second := make(chan struct{})
+			var batchCtx context.Context
+			insert := func(ctx context.Context, m []*message.Message) error {
+				if string(m[0].Payload) == "first-0" {
+					<-first
+					return nil
+				}
+				batchCtx = ctx
+				close(second)
+				<-ctx.Done() // a statement that only ends when cancelled
+				return ctx.Err()
+			}
+			go func() { _ = g.publish(context.Background(), "orders", msgs("first", 1), insert) }()
+			waitFor(t, "the first statement", func() bool {
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				return g.running["orders"] == nil && len(g.running) == 1
+			})
+			ctxA, cancelA := context.WithCancel(context.Background())
+			ctxB, cancelB := context.WithCancel(context.Background())
+			defer cancelB()
+			errA, errB := make(chan error, 1), make(chan error, 1)
+			go func() { errA <- g.publish(ctxA, "orders", msgs("a", 1), insert) }()
+			waitFor(t, "a to gather", func() bool { return g.waiting("orders") == 1 })
+			go func() { errB <- g.publish(ctxB, "orders", msgs("b", 1), insert) }()
+			waitFor(t, "b to gather", func() bool { return g.waiting("orders") == 2 })
+			close(first)
+			<-second // a and b's statement runs
+			cancelA()
+			if !all {
+				select {
+				case <-batchCtx.Done():
+					t.Fatal("statement cancelled though b still waits for it")
+				case <-time.After(100 * time.Millisecond):
+				}
+				cancelB()
+			} else {
+				cancelB()
+			}
+			// Both gave up now: the statement is cancelled, and both learn
+			// its outcome.
+			for _, ch := range []chan error{errA, errB} {
+				select {
+				case err := <-ch:
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("got %v, want context.Canceled", err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("statement not cancelled after every caller gave up")
+				}
 			}
 		})
 	}
 }
 
-// A batch's statement is cancelled only when every call in it gave up.
-func TestGroupCommit_BatchOutlivesOneCallersCancel(t *testing.T) {
-	for _, all := range []bool{false, true} {
-		t.Run(fmt.Sprintf("all_cancelled=%v", all), func(t *testing.T) {
+// When a merged statement fails, each call is inserted again on its own:
+// a call with a bad message fails alone, the others succeed, even when the
+// insert panics.
+func TestGroupCommit_FailedBatchRetriesEachCall(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		t.Run(fmt.Sprintf("panics=%v", panics), func(t *testing.T) {
 			var g groupCommit
 			r := &recorder{release: make(chan struct{})}
-			go func() { _ = g.publish(context.Background(), "orders", msgs("first", 1), r.insert) }()
+			insert := func(ctx context.Context, m []*message.Message) error {
+				for _, msg := range m {
+					if string(msg.Payload) == "bad-0" {
+						if panics {
+							panic("driver bug")
+						}
+						return errors.New("value too long")
+					}
+				}
+				return r.insert(ctx, m)
+			}
+			go func() { _ = g.publish(context.Background(), "orders", msgs("first", 1), insert) }()
 			waitFor(t, "the first statement", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.stmts) == 1 })
-
-			ctxA, cancelA := context.WithCancel(context.Background())
-			ctxB, cancelB := context.WithCancel(context.Background())
-			defer cancelB()
-			errA, errB := make(chan error, 1), make(chan error, 1)
-			go func() { errA <- g.publish(ctxA, "orders", msgs("a", 1), r.insert) }()
-			waitFor(t, "a to gather", func() bool { return g.waiting("orders") == 1 })
-			go func() { errB <- g.publish(ctxB, "orders", msgs("b", 1), r.insert) }()
-			waitFor(t, "b to gather", func() bool { return g.waiting("orders") == 2 })
-			cancelA()
-			if all {
-				cancelB()
-				// The batch's context ends once the last caller's does
-				// (context.AfterFunc runs in a goroutine of its own).
-				waitFor(t, "the batch's context to end", func() bool {
-					g.mu.Lock()
-					defer g.mu.Unlock()
-					return g.running["orders"].ctx.Err() != nil
-				})
+			errs := map[string]chan error{"good": make(chan error, 1), "bad": make(chan error, 1), "fine": make(chan error, 1)}
+			n := 0
+			for _, name := range []string{"good", "bad", "fine"} {
+				go func() { errs[name] <- g.publish(context.Background(), "orders", msgs(name, 1), insert) }()
+				n++
+				waitFor(t, name+" to gather", func() bool { return g.waiting("orders") == n })
 			}
 			close(r.release)
-			a, b := <-errA, <-errB
-			if all {
-				if !errors.Is(a, context.Canceled) || !errors.Is(b, context.Canceled) {
-					t.Errorf("every caller gave up: got %v and %v, want context.Canceled", a, b)
+			for name, ch := range errs {
+				err := <-ch
+				if (err != nil) != (name == "bad") {
+					t.Errorf("%s: %v", name, err)
 				}
-				return
-			}
-			if a != nil || b != nil {
-				t.Errorf("one caller of two gave up: got %v and %v, want both inserted", a, b)
 			}
 		})
 	}
