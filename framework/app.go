@@ -136,7 +136,7 @@ func (a *App) Use(m ...message.HandlerMiddleware) { a.middleware = append(a.midd
 func (a *App) Observe(o Observer) { a.observers = append(a.observers, o) }
 
 func (a *App) register(name, topic string, fn message.HandlerFunc, opts []HandlerOption) {
-	h := &handler{app: a, name: name, topic: topic, concurrency: a.cfg.Handlers.Concurrency, fn: fn, mw: a.cfg.Middleware}
+	h := &handler{app: a, name: name, topic: topic, concurrency: a.cfg.Handlers.Concurrency, maxInFlight: a.cfg.Handlers.MaxInFlight, fn: fn, mw: a.cfg.Middleware}
 	h.mw.DelayedRetry.Delays = slices.Clone(h.mw.DelayedRetry.Delays)
 	if name != "" {
 		h.group = a.cfg.Service.Name + "." + name
@@ -161,6 +161,9 @@ func (a *App) register(name, topic string, fn message.HandlerFunc, opts []Handle
 	}
 	if h.concurrency < 1 || h.concurrency > MaxConcurrency {
 		problems = append(problems, fmt.Sprintf("concurrency %d: must be between 1 and %d", h.concurrency, MaxConcurrency))
+	}
+	if h.maxInFlight < 0 || h.maxInFlight > MaxConcurrency {
+		problems = append(problems, fmt.Sprintf("max in flight %d: must be between 0 (one per partition) and %d", h.maxInFlight, MaxConcurrency))
 	}
 	if h.group == "" && name != "" {
 		problems = append(problems, "empty consumer group")

@@ -327,6 +327,7 @@ func TestRegistration_ErrorsStopStart(t *testing.T) {
 		}, `handler "h" (topic "u"): a handler with this name is already registered`},
 		{"empty topic", func(a *framework.App) { framework.Handle(a, "h", "", noop) }, `handler "h" (topic ""): empty topic`},
 		{"bad concurrency", func(a *framework.App) { framework.Handle(a, "h", "t", noop, framework.Concurrency(0)) }, "concurrency 0: must be between 1 and 1024"},
+		{"bad max in flight", func(a *framework.App) { framework.Handle(a, "h", "t", noop, framework.MaxInFlight(-2)) }, "max in flight -2: must be between 0 (one per partition) and 1024"},
 		{"empty group", func(a *framework.App) { framework.Handle(a, "h", "t", noop, framework.Group("")) }, "empty consumer group"},
 		{"nil raw handler", func(a *framework.App) { framework.HandleRaw(a, "h", "t", nil) }, "nil handler function"},
 	}

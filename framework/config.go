@@ -69,6 +69,15 @@ type HandlersConfig struct {
 	// default 1, at most 1024. Messages with the same partition key are still
 	// handled one at a time, in order, on transports that order by key.
 	Concurrency int `yaml:"concurrency"`
+
+	// MaxInFlight caps how many messages of one subscription are handled
+	// at once on transports whose subscriptions hand out one message per
+	// partition (Kafka): 0, the default, means one per partition assigned
+	// to the subscription, as Watermill's router does; at most 1024. Set it
+	// for handlers that hold a scarce resource each, such as a database
+	// connection. Other transports hand out one message at a time per
+	// subscription anyway.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // ShutdownConfig bounds graceful shutdown.
@@ -141,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Handlers.Concurrency < 1 || c.Handlers.Concurrency > MaxConcurrency {
 		bad("handlers.concurrency", strconv.Itoa(c.Handlers.Concurrency), fmt.Sprintf("must be between 1 and %d", MaxConcurrency))
+	}
+	if c.Handlers.MaxInFlight < 0 || c.Handlers.MaxInFlight > MaxConcurrency {
+		bad("handlers.max_in_flight", strconv.Itoa(c.Handlers.MaxInFlight), fmt.Sprintf("must be between 0 (one per partition) and %d", MaxConcurrency))
 	}
 	errs = append(errs, c.Middleware.validate("middleware")...)
 	if c.Shutdown.Timeout <= 0 {

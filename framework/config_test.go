@@ -208,6 +208,7 @@ func TestConfig_Errors(t *testing.T) {
 		{name: "memory section invalid", yaml: "transport:\n  memory:\n    redelivery_delay: -1s\n", want: []string{`"transport.memory.redelivery_delay"`}},
 		{name: "concurrency zero", yaml: "handlers:\n  concurrency: 0\n", want: []string{`"handlers.concurrency"`, `"0"`, "between 1 and 1024"}},
 		{name: "concurrency too high", yaml: "handlers:\n  concurrency: 5000\n", want: []string{`"handlers.concurrency"`, "between 1 and 1024"}},
+		{name: "max in flight negative", yaml: "handlers:\n  max_in_flight: -1\n", want: []string{`"handlers.max_in_flight"`, `"-1"`, "between 0 (one per partition) and 1024"}},
 		{name: "shutdown timeout zero", yaml: "shutdown:\n  timeout: 0s\n", want: []string{`"shutdown.timeout"`, "greater than 0"}},
 		{name: "negative cancel grace", yaml: "shutdown:\n  cancel_grace: -1s\n", want: []string{`"shutdown.cancel_grace"`, "0 or greater"}},
 		{name: "bad env value", env: []string{"MILLRACE_HANDLERS_CONCURRENCY=many"}, want: []string{`"handlers.concurrency"`, `"many"`, "whole number", "MILLRACE_HANDLERS_CONCURRENCY"}},

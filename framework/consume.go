@@ -34,6 +34,9 @@ func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.
 		return
 	}
 	p := &takers{take: func(p *takers) { a.take(h, chain, ch, &ended, p) }}
+	if h.maxInFlight > 0 {
+		p.slots = make(chan struct{}, h.maxInFlight)
+	}
 	p.start()
 	p.wg.Wait()
 }
@@ -42,7 +45,8 @@ func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.
 type takers struct {
 	take    func(*takers)
 	wg      sync.WaitGroup
-	waiting atomic.Int32 // takers waiting for a message, or about to
+	waiting atomic.Int32  // takers waiting for a message, or about to
+	slots   chan struct{} // one per message handled, when capped (max in flight)
 }
 
 // start starts a taker.
@@ -59,17 +63,45 @@ func (p *takers) received() {
 	}
 }
 
+// acquire takes a slot for the next message, if messages in flight are
+// capped; it reports false when stop closed first.
+func (p *takers) acquire(stop <-chan struct{}) bool {
+	if p == nil || p.slots == nil {
+		return true
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// release gives back the slot acquire took.
+func (p *takers) release() {
+	if p != nil && p.slots != nil {
+		<-p.slots
+	}
+}
+
 // take handles messages of ch until the App stops taking messages or ch
 // closes; ended reports a subscription that closed by itself once. With
 // takers, the goroutine is one of them: it counts as waiting except while
-// it handles a message.
+// it handles a message, and, when messages in flight are capped, receives
+// only once it holds a slot, so that the subscription keeps the messages
+// beyond the cap.
 func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, ended *sync.Once, p *takers) {
 	for {
+		if !p.acquire(a.stopIntake) {
+			return
+		}
 		select {
 		case <-a.stopIntake:
+			p.release()
 			return
 		case msg, ok := <-ch:
 			if !ok {
+				p.release()
 				select {
 				case <-a.stopIntake:
 				default:
@@ -81,6 +113,7 @@ func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Mes
 			}
 			select {
 			case <-a.stopIntake:
+				p.release()
 				msg.Nack() // shutting down: leave it to the broker
 				return
 			default:
@@ -91,6 +124,7 @@ func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Mes
 			}
 			p.received()
 			a.handle(h, chain, msg)
+			p.release()
 			p.waiting.Add(1)
 		}
 	}

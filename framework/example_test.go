@@ -84,6 +84,7 @@ func ExampleParse() {
 	//     retention: 10000
 	// handlers:
 	//   concurrency: 4
+	//   max_in_flight: 0
 	// middleware:
 	//   timeout: 1m
 	//   retry:

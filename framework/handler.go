@@ -19,6 +19,7 @@ type handler struct {
 	topic       string
 	group       string
 	concurrency int
+	maxInFlight int // 0: one per partition
 	publishTo   string
 	middleware  []message.HandlerMiddleware
 	fn          message.HandlerFunc // the innermost function, see deliver
@@ -39,6 +40,14 @@ type HandlerOption func(*handler)
 // are never handled concurrently nor out of order, whatever n is.
 func Concurrency(n int) HandlerOption {
 	return func(h *handler) { h.concurrency = n }
+}
+
+// MaxInFlight caps how many messages of one of the handler's subscriptions
+// are handled at once on transports that hand out one message per
+// partition (Kafka); 0 means one per assigned partition (default: config
+// handlers.max_in_flight). Order per partition is kept either way.
+func MaxInFlight(n int) HandlerOption {
+	return func(h *handler) { h.maxInFlight = n }
 }
 
 // Group sets the consumer group the handler consumes in. The default is

@@ -223,7 +223,9 @@ func runKillChild() int {
 	}
 	defer f.Close()
 	framework.HandleRaw(app, "record", os.Getenv(envKillTopic), func(msg *message.Message) ([]*message.Message, error) {
-		time.Sleep(time.Millisecond) // a stream the kill can interrupt
+		// A stream the kill can interrupt, also on Kafka, where the 4
+		// partitions are handled at once.
+		time.Sleep(4 * time.Millisecond)
 		_, err := f.WriteString(msg.UUID + "\n")
 		return nil, err
 	})
