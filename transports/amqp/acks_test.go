@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // queueCounts returns queue's ready and unacknowledged message counts, as
@@ -37,26 +36,6 @@ func queueCounts(t *testing.T, queue string) (ready, unacked int) {
 	}
 	t.Fatalf("queue %s not listed by rabbitmqctl:\n%s", queue, out)
 	return 0, 0
-}
-
-// readyCount returns how many messages wait in queue, through a passive
-// declaration.
-func readyCount(t *testing.T, queue string) int {
-	t.Helper()
-	conn, err := amqp091.Dial(brokerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("inspect %s: %v", queue, err)
-	}
-	return q.Messages
 }
 
 // subscribeGroup subscribes group to topic on a new transport, and returns
@@ -125,7 +104,7 @@ func TestHeldAcksAreSentBeforeTheSubscriptionCloses(t *testing.T) {
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := readyCount(t, queue); n != 0 {
+	if n := queueDepth(t, queue); n != 0 {
 		t.Fatalf("%s holds %d messages after all 290 were acked and the subscriber closed", queue, n)
 	}
 }
@@ -167,7 +146,7 @@ func TestNackAmongHeldAcksRedeliversOnlyTheNackedMessage(t *testing.T) {
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := readyCount(t, queue); n != 0 {
+	if n := queueDepth(t, queue); n != 0 {
 		t.Fatalf("%s holds %d messages after every message was acked", queue, n)
 	}
 }

@@ -110,6 +110,9 @@ func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return checkTopic(topic)
 	}
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("%s: publish: %w", p.t.dialect, err)
+	}
 	return p.t.insert(msgs[0].Context(), p.tx, topic, msgs)
 }
 
@@ -123,11 +126,8 @@ func checkTopic(topic string) error {
 }
 
 // insert creates topic's tables if needed and inserts msgs through ex,
-// maxRowsPerInsert per statement.
+// maxRowsPerInsert per statement. The caller checked topic.
 func (t *Transport) insert(ctx context.Context, ex Execer, topic string, msgs []*message.Message) error {
-	if err := checkTopic(topic); err != nil {
-		return fmt.Errorf("%s: publish: %w", t.dialect, err)
-	}
 	if err := t.ensureTables(ctx, topic); err != nil {
 		return err
 	}
