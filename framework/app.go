@@ -53,11 +53,13 @@ type App struct {
 	state       state
 	subscribers []message.Subscriber
 	stores      map[string]middleware.DedupStore // shared dedup stores, by settings
-	breakers    map[string]*middleware.CircuitBreaker
-	throttles   map[string]*middleware.Throttler // shared by throttle.name
-	closers     []func() error                   // store connections, closed last
+	breakers    map[string]*middleware.Breaker
+	throttles   map[string]*middleware.Throttle // shared by throttle.name
+	closers     []func() error                  // store connections, closed last
+	degraded    map[string]string               // what runs degraded, by store id (see Degraded)
+	background  sync.WaitGroup                  // goroutines of the App\'s own, ended by subCtx
 
-	handlerCtx     context.Context // parent of every delivery; cancelled after the drain timeout
+	handlerCtx     context.Context // parent of every handler's context; cancelled after the drain timeout
 	cancelHandlers context.CancelFunc
 	subCtx         context.Context // subscriptions; cancelled after the drain
 	cancelSubs     context.CancelFunc
@@ -144,8 +146,8 @@ func (a *App) register(name, topic string, fn message.HandlerFunc, opts []Handle
 	for _, opt := range opts {
 		opt(h)
 	}
-	h.info = millrace.Delivery{Service: a.cfg.Service.Name, Handler: name, Topic: topic, Group: h.group}
-	h.base = millrace.WithDelivery(a.handlerCtx, &h.info)
+	h.consumer = millrace.Consumer{Service: a.cfg.Service.Name, Handler: name, Topic: topic, Group: h.group, Stopping: a.stopIntake}
+	h.base = millrace.WithConsumer(a.handlerCtx, &h.consumer)
 	var problems []string
 	switch {
 	case name == "":
@@ -220,7 +222,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 			return fmt.Errorf("retain poison topic %q: %w", topic, err)
 		}
 	}
-	chain := message.HandlerFunc(h.deliver)
+	chain := message.HandlerFunc(h.invoke)
 	for _, layer := range [][]message.HandlerMiddleware{h.middleware, a.middleware, defaults} {
 		for i := len(layer) - 1; i >= 0; i-- {
 			chain = layer[i](chain)
@@ -370,8 +372,9 @@ func (a *App) wait(ctx context.Context, done <-chan struct{}, d time.Duration) b
 // transaction of its batch, a Kafka offset commit), work that cancelling
 // its context would abort, so the acked message would come again.
 // Subscriber.Close ends subscriptions on its own and waits for that work.
+// The App's own background work ends with the subscriptions' contexts, and
+// the dedup stores' connections are closed last.
 func (a *App) closeAll() error {
-	defer a.cancelSubs()
 	var errs []error
 	a.mu.Lock()
 	subs := a.subscribers
@@ -385,6 +388,8 @@ func (a *App) closeAll() error {
 	if err := a.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close transport: %w", err))
 	}
+	a.cancelSubs()
+	a.background.Wait()
 	a.mu.Lock()
 	closers := a.closers
 	a.closers = nil

@@ -216,6 +216,9 @@ func TestConfig_Errors(t *testing.T) {
 		{name: "secret never echoed from file", yaml: "transport:\n  fakebroker:\n    url: [amqp://u:hunter2@h]\n", want: []string{`"transport.fakebroker.url"`}, not: []string{"hunter2"}},
 		{name: "secret never echoed from env", env: []string{"MILLRACE_TRANSPORT_FAKEBROKER_PREFETCH=x", "MILLRACE_TRANSPORT_FAKEBROKER_TOKEN=hunter2", "MILLRACE_NOPE=hunter2"}, want: []string{"MILLRACE_NOPE"}, not: []string{"hunter2"}},
 		{name: "several problems at once", yaml: "log:\n  level: loud\n  format: xml\n", want: []string{`"log.level"`, `"log.format"`}},
+		{name: "every kind of problem in one pass", yaml: "handlers:\n  concurrency: 0\nlog:\n  level: verbose\n  colour: red\nshutdown:\n  timeout: soon\nmiddleware:\n  retry:\n    max_attempts: 0\n  breaker:\n    min_requests: 0\n",
+			env:  []string{"MILLRACE_MIDDLEWARE_DEDUP_LEASE=-1s"},
+			want: []string{`"handlers.concurrency"`, `"log.level": value "verbose"`, `"log.colour"`, `"shutdown.timeout": value "soon"`, `"middleware.retry.max_attempts"`, `"middleware.breaker.min_requests"`, `"middleware.dedup.lease"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

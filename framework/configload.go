@@ -80,11 +80,25 @@ func Parse(data []byte, env []string, reg *transports.Registry) (*Config, error)
 	}
 
 	d.env(env, root)
-	if len(d.errs) > 0 {
-		return nil, errors.Join(d.errs...)
+	// Every problem at once: what could not be decoded, and every value
+	// that decoded but is not allowed (a key that failed to decode keeps
+	// its default, so it is reported once).
+	failed := map[string]bool{}
+	for _, err := range d.errs {
+		var ce *millrace.ConfigError
+		if errors.As(err, &ce) {
+			failed[ce.Key] = true
+		}
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	errs := d.errs
+	for _, err := range splitErrors(cfg.Validate()) {
+		var ce *millrace.ConfigError
+		if err != nil && !(errors.As(err, &ce) && failed[ce.Key]) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return cfg, nil
 }
@@ -112,12 +126,30 @@ func join(path, key string) string {
 type field struct {
 	value  reflect.Value
 	secret bool
+	tag    string // the field's millrace tag
 }
 
-// fields lists the keys of struct v: its yaml-tagged fields and the entries
-// of its inline section map (map[string]any of pointers to structs).
+// fields lists the keys of struct v by name: see keyFields.
 func fields(v reflect.Value) map[string]field {
 	out := map[string]field{}
+	for _, kf := range keyFields(v) {
+		out[kf.name] = kf.field
+	}
+	return out
+}
+
+// keyField is one key of a config struct, in declaration order.
+type keyField struct {
+	name string
+	field
+}
+
+// keyFields lists the keys of struct v in declaration order: its
+// yaml-tagged fields, the fields of structs embedded inline (yaml:",inline")
+// as if they were v's own, and the entries of an inline section map
+// (map[string]any of pointers to structs) sorted by name.
+func keyFields(v reflect.Value) []keyField {
+	var out []keyField
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
@@ -128,17 +160,23 @@ func fields(v reflect.Value) map[string]field {
 		if name == "-" {
 			continue
 		}
-		if opts == "inline" && sf.Type.Kind() == reflect.Map {
-			iter := v.Field(i).MapRange()
-			for iter.Next() {
-				out[iter.Key().String()] = field{value: iter.Value().Elem()}
+		if opts == "inline" {
+			switch sf.Type.Kind() {
+			case reflect.Map:
+				m := v.Field(i)
+				for _, k := range sortedKeys(m.Interface().(map[string]any)) {
+					out = append(out, keyField{name: k, field: field{value: m.MapIndex(reflect.ValueOf(k)).Elem()}})
+				}
+				continue
+			case reflect.Struct:
+				out = append(out, keyFields(v.Field(i))...)
+				continue
 			}
-			continue
 		}
 		if name == "" {
 			name = strings.ToLower(sf.Name)
 		}
-		out[name] = field{value: v.Field(i), secret: isSecret(sf)}
+		out = append(out, keyField{name: name, field: field{value: v.Field(i), secret: isSecret(sf), tag: sf.Tag.Get("millrace")}})
 	}
 	return out
 }

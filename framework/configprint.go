@@ -51,23 +51,8 @@ func render(v reflect.Value) *yaml.Node {
 		v = v.Elem()
 	}
 	m := &yaml.Node{Kind: yaml.MappingNode}
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if !sf.IsExported() || name == "-" {
-			continue
-		}
-		if opts == "inline" && sf.Type.Kind() == reflect.Map {
-			for _, k := range sortedKeys(v.Field(i).Interface().(map[string]any)) {
-				m.Content = append(m.Content, scalar(k), render(v.Field(i).MapIndex(reflect.ValueOf(k)).Elem()))
-			}
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		m.Content = append(m.Content, scalar(name), renderValue(v.Field(i), sf.Tag.Get("millrace")))
+	for _, kf := range keyFields(v) {
+		m.Content = append(m.Content, scalar(kf.name), renderValue(kf.value, kf.tag))
 	}
 	return m
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
 )
 
@@ -131,27 +133,55 @@ func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Mes
 }
 
 // handle runs one message through the handler's middleware chain and acks
-// or nacks it.
+// or nacks it. A message of a type the handler does not take is acked
+// before the chain.
 func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message) {
+	if h.types != nil && !h.takes(msg) {
+		msg.Ack()
+		a.skipped(h, msg)
+		return
+	}
 	a.inFlight.Add(1)
 	defer a.inFlight.Add(-1)
 
-	d := &delivery{base: h.base, values: msg.Context(), msg: msg, handler: h}
-	msg.SetContext(d)
+	hd := &handling{base: h.base, values: msg.Context(), msg: msg, handler: h}
+	msg.SetContext(hd)
 
 	var start time.Time
 	if len(a.observers) > 0 {
 		start = time.Now()
 	}
-	err := h.run(chain, msg)
+	err := h.run(chain, hd, msg)
 	if err == nil {
 		msg.Ack()
 	} else {
 		msg.Nack()
-		a.logFailure(d, err)
+		a.logFailure(hd, err)
 	}
 	if len(a.observers) > 0 {
-		o := Outcome{Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Err: err, Handled: err == nil && d.handled, Duration: time.Since(start)}
+		o := Outcome{Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Err: err, Handled: err == nil && hd.handled, Duration: time.Since(start)}
+		for _, obs := range a.observers {
+			obs.MessageHandled(o)
+		}
+	}
+}
+
+// takes reports whether msg is of a type the handler takes: one of its
+// types, or of no declared type.
+func (h *handler) takes(msg *message.Message) bool {
+	got := msg.Metadata[millrace.MetadataType]
+	return got == "" || slices.Contains(h.types, got)
+}
+
+// skipped reports a message of another type, acked unhandled.
+func (a *App) skipped(h *handler, msg *message.Message) {
+	if a.logger.Enabled(context.Background(), slog.LevelDebug) {
+		a.logger.LogAttrs(context.Background(), slog.LevelDebug, "skipping message of another type",
+			slog.String("handler", h.name), slog.String("message_id", msg.UUID),
+			slog.String("message_type", msg.Metadata[millrace.MetadataType]), slog.Any("takes", h.types))
+	}
+	if len(a.observers) > 0 {
+		o := Outcome{Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Skipped: true}
 		for _, obs := range a.observers {
 			obs.MessageHandled(o)
 		}
@@ -159,9 +189,9 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 }
 
 // run calls the chain, turning a panic into an error so that one bad
-// message cannot take the process down, and publishes messages that
-// middleware outside deliver returned.
-func (h *handler) run(chain message.HandlerFunc, msg *message.Message) (err error) {
+// message cannot take the process down, and sends messages that middleware
+// outside invoke returned, by the same path as the handler's own.
+func (h *handler) run(chain message.HandlerFunc, hd *handling, msg *message.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
@@ -171,20 +201,19 @@ func (h *handler) run(chain message.HandlerFunc, msg *message.Message) (err erro
 	if err != nil || len(produced) == 0 {
 		return err
 	}
-	if h.publishTo == "" {
-		return ErrNoPublishTopic
-	}
-	if err := h.app.publisher.Publish(h.publishTo, produced...); err != nil {
-		return fmt.Errorf("publish to %s: %w", h.publishTo, err)
-	}
-	return nil
+	hd.pending = hd.pending[:0] // sent by invoke already, or dropped by a failed attempt
+	return h.send(hd, msg, produced)
 }
 
-func (a *App) logFailure(d *delivery, err error) {
-	attrs := append(d.attrs(), slog.String("topic", d.handler.topic), slog.Any("error", err))
+func (a *App) logFailure(hd *handling, err error) {
+	attrs := append(hd.attrs(), slog.String("topic", hd.handler.topic), slog.Any("error", err))
 	var pe *PanicError
 	if errors.As(err, &pe) {
 		attrs = append(attrs, slog.String("stack", string(pe.Stack)))
+	}
+	if errors.Is(err, middleware.ErrShuttingDown) {
+		a.logger.Info("message handed back to the broker: shutting down", attrs...)
+		return
 	}
 	if errors.Is(err, context.Canceled) && a.handlerCtx.Err() != nil {
 		a.logger.Info("handler interrupted by shutdown; message not acked", attrs...)

@@ -118,6 +118,7 @@ func ExampleParse() {
 	//     dsn:
 	//     table: millrace_dedup
 	//     max_keys: 100000
+	//     connect_timeout: 10s
 	//     lease: 30s
 	//     ttl: 24h
 	//     fail_open: false

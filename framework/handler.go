@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -22,10 +21,11 @@ type handler struct {
 	maxInFlight int // 0: one per partition
 	publishTo   string
 	middleware  []message.HandlerMiddleware
-	fn          message.HandlerFunc // the innermost function, see deliver
+	types       []string            // message types it takes; nil: all (see MessageTypes)
+	fn          message.HandlerFunc // the innermost function, see invoke
 	mw          MiddlewareConfig    // this handler's copy of the default stack's config
-	info        millrace.Delivery   // on every delivery's context (millrace.DeliveryFrom)
-	base        context.Context     // App's handler context carrying info
+	consumer    millrace.Consumer   // on every message's context (millrace.ConsumerFrom)
+	base        context.Context     // App's handler context carrying consumer
 }
 
 // HandlerOption adjusts one handler.
@@ -74,15 +74,17 @@ func Use(m ...message.HandlerMiddleware) HandlerOption {
 // into a T with the App's codec (JSON by default).
 //
 // fn's error decides the message's fate: nil acks it, after the messages fn
-// published with App.Publish have been sent; an error nacks it, so the
+// published with [App.Publish] have been sent; an error nacks it, so the
 // transport delivers it again (middleware may retry it first or send it to
 // the poison queue). A payload that cannot be decoded into T fails with a
-// permanent error (millrace.IsPermanent) that names the type and the
+// permanent error ([millrace.IsPermanent]) that names the type and the
 // problem; the message is nacked, never dropped.
 //
-// Messages whose message_type metadata names another type are acked without
-// calling fn, so several types can share a topic and each handler sees its
-// own. Messages without message_type (from clients that do not set it) are
+// Messages whose message_type metadata names another type than T's
+// ([TypeNameOf], or the names given with [MessageTypes]) are acked without
+// running the middleware or fn, so several types can share a topic and each
+// handler sees its own; observers see them as skipped ([Outcome.Skipped]).
+// Messages without message_type (from clients that do not set it) are
 // decoded into T.
 //
 // Registration problems (empty or duplicate name, empty topic, bad options)
@@ -90,21 +92,27 @@ func Use(m ...message.HandlerMiddleware) HandlerOption {
 func Handle[T any](app *App, name, topic string, fn func(ctx context.Context, msg T) error, opts ...HandlerOption) {
 	typeName := TypeNameOf[T]()
 	codec := app.codec
+	var typed []HandlerOption
+	if typeName != "" {
+		typed = append(typed, MessageTypes(typeName))
+	}
 	app.register(name, topic, func(msg *message.Message) ([]*message.Message, error) {
-		if got := msg.Metadata.Get(millrace.MetadataType); got != "" && typeName != "" && got != typeName {
-			if app.logger.Enabled(msg.Context(), slog.LevelDebug) {
-				app.logger.LogAttrs(msg.Context(), slog.LevelDebug, "skipping message of another type",
-					slog.String("handler", name), slog.String("message_id", msg.UUID),
-					slog.String("message_type", got), slog.String("expected_type", typeName))
-			}
-			return nil, nil
-		}
 		var v T
 		if err := codec.Unmarshal(msg.Payload, &v); err != nil {
 			return nil, millrace.Permanent(&DecodeError{Type: typeName, MessageID: msg.UUID, Err: err})
 		}
 		return nil, fn(msg.Context(), v)
-	}, opts)
+	}, append(typed, opts...))
+}
+
+// MessageTypes makes the handler take only messages whose message_type
+// metadata is one of names (and messages without message_type); the others
+// are acked at once, before any middleware runs, and reported to observers
+// as skipped ([Outcome.Skipped]). It is how handlers of different types
+// share one topic. [Handle] sets it to T's type name; give it to replace
+// that name (a versioned name, say) or to filter a [HandleRaw] handler.
+func MessageTypes(names ...string) HandlerOption {
+	return func(h *handler) { h.types = names }
 }
 
 // HandleRaw registers a Watermill handler function for topic: it receives
@@ -140,40 +148,57 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // no PublishTo topic.
 var ErrNoPublishTopic = errors.New("handler returned messages but has no PublishTo topic")
 
-// deliver is the innermost layer, right around the handler function: it
-// resets the delivery's outbox (middleware may call it several times, once
-// per attempt), runs fn, and on success publishes what fn returned and what
-// it published through App.Publish. Publishing here, inside every
+// invoke is the innermost layer, right around the handler function: it
+// drops what an earlier attempt left pending (middleware may call it several
+// times, once per attempt), runs fn, and on success sends what fn returned
+// and what it published through [App.Publish]. Sending here, inside every
 // middleware, means an attempt counts as successful only when its output
 // was sent: deduplication never marks a message done whose output was lost.
-func (h *handler) deliver(msg *message.Message) ([]*message.Message, error) {
-	d := deliveryFrom(msg.Context())
-	if d != nil {
-		d.outbox = d.outbox[:0]
+func (h *handler) invoke(msg *message.Message) ([]*message.Message, error) {
+	hd := handlingFrom(msg.Context())
+	if hd != nil {
+		hd.pending = hd.pending[:0]
 	}
 	produced, err := h.fn(msg)
 	if err != nil {
 		return nil, err
 	}
-	if len(produced) > 0 {
-		if h.publishTo == "" {
-			return nil, ErrNoPublishTopic
-		}
-		for _, p := range produced {
-			h.app.stamp(msg.Context(), p)
-		}
-		if err := h.app.publisher.Publish(h.publishTo, produced...); err != nil {
-			return nil, fmt.Errorf("publish to %s: %w", h.publishTo, err)
-		}
+	if err := h.send(hd, msg, produced); err != nil {
+		return nil, err
 	}
-	if d != nil {
-		for i, o := range d.outbox {
-			if err := h.app.publisher.Publish(o.topic, o.msg); err != nil {
-				return nil, fmt.Errorf("publish to %s (%d of %d sent): %w", o.topic, i, len(d.outbox), err)
-			}
-		}
-		d.outbox = d.outbox[:0]
-		d.handled = true
+	if hd != nil {
+		hd.handled = true
 	}
 	return nil, nil
+}
+
+// send publishes what handling msg produced: the messages returned (to the
+// PublishTo topic) after those published with [App.Publish], stamped with
+// the envelope, each topic's messages in one call in the order they were
+// published. It is the one path by which a handler's output leaves, whether
+// the handler function or a middleware outside it returned it.
+func (h *handler) send(hd *handling, msg *message.Message, returned []*message.Message) error {
+	if len(returned) > 0 {
+		if h.publishTo == "" {
+			return ErrNoPublishTopic
+		}
+		for _, m := range returned {
+			h.app.stamp(msg, m)
+		}
+	}
+	var pending []outgoing
+	if hd != nil {
+		pending = hd.pending
+		hd.pending = hd.pending[:0]
+	}
+	for _, m := range returned {
+		pending = append(pending, outgoing{topic: h.publishTo, msg: m})
+	}
+	if err := h.app.publishAll(pending); err != nil {
+		return err
+	}
+	if hd != nil {
+		hd.pending = pending[:0]
+	}
+	return nil
 }

@@ -26,6 +26,9 @@ type Outcome struct {
 	// delivery. A message can be acked without it: sent to the poison
 	// queue, scheduled for a delayed retry, or skipped as a duplicate.
 	Handled bool
+	// Skipped reports a message of a type the handler does not take (see
+	// [MessageTypes]): acked at once, without middleware or handler.
+	Skipped bool
 	// Duration is how long the handler and its middleware took.
 	Duration time.Duration
 }

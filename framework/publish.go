@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/middleware"
 )
 
 // PublishOption adjusts a message before it is published.
@@ -67,17 +68,23 @@ func (a *App) Publish(ctx context.Context, topic string, v any, opts ...PublishO
 // envelope entries they lack. Several messages go to the transport in one
 // call, which batches them where the broker can (one INSERT on SQL, one
 // produce request on Kafka). Like Publish, it defers sending to the end of a
-// successful handler when ctx is a handler's context.
+// successful handler when ctx is a handler's context; the handler's
+// messages of one topic then go in one call too, in the order published.
 func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message.Message) error {
 	if topic == "" {
 		return errors.New("publish: empty topic")
 	}
-	for _, msg := range msgs {
-		a.stamp(ctx, msg)
+	hd := handlingFrom(ctx)
+	var handled *message.Message
+	if hd != nil {
+		handled = hd.msg
 	}
-	if d := deliveryFrom(ctx); d != nil {
+	for _, msg := range msgs {
+		a.stamp(handled, msg)
+	}
+	if hd != nil {
 		for _, msg := range msgs {
-			d.outbox = append(d.outbox, outgoing{topic: topic, msg: msg})
+			hd.pending = append(hd.pending, outgoing{topic: topic, msg: msg})
 		}
 		return nil
 	}
@@ -90,31 +97,51 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 	return nil
 }
 
-// stamp sets the envelope entries that msg lacks.
-func (a *App) stamp(ctx context.Context, msg *message.Message) {
+// stamp sets the envelope entries that msg lacks: the correlation and
+// causation ids it inherits from handled, the message being handled when it
+// was published (nil outside a handler: msg starts a flow), by
+// [middleware.Correlate], and the publishing service and time.
+func (a *App) stamp(handled, msg *message.Message) {
+	middleware.Correlate(handled, msg)
 	md := msg.Metadata
-	if md == nil {
-		md = message.Metadata{}
-		msg.Metadata = md
-	}
-	if d := deliveryFrom(ctx); d != nil {
-		if md[millrace.MetadataCorrelationID] == "" {
-			corr := d.msg.Metadata[millrace.MetadataCorrelationID]
-			if corr == "" {
-				corr = d.msg.UUID
-			}
-			md[millrace.MetadataCorrelationID] = corr
-		}
-		if md[millrace.MetadataCausationID] == "" {
-			md[millrace.MetadataCausationID] = d.msg.UUID
-		}
-	} else if md[millrace.MetadataCorrelationID] == "" {
-		md[millrace.MetadataCorrelationID] = msg.UUID
-	}
 	if md[millrace.MetadataPublishedBy] == "" {
 		md[millrace.MetadataPublishedBy] = a.cfg.Service.Name
 	}
 	if md[millrace.MetadataPublishedAt] == "" {
 		md[millrace.MetadataPublishedAt] = time.Now().UTC().Format(time.RFC3339Nano)
 	}
+}
+
+// publishAll sends messages waiting for their topics: each topic's in one
+// Publish call, in the order they were published, topics in the order of
+// their first message. It stops at the first topic that fails.
+func (a *App) publishAll(pending []outgoing) error {
+	switch len(pending) {
+	case 0:
+		return nil
+	case 1:
+		if err := a.publisher.Publish(pending[0].topic, pending[0].msg); err != nil {
+			return fmt.Errorf("publish to %s: %w", pending[0].topic, err)
+		}
+		return nil
+	}
+	sent := 0
+	done := make([]bool, len(pending))
+	for i, first := range pending {
+		if done[i] {
+			continue
+		}
+		batch := []*message.Message{first.msg}
+		for j := i + 1; j < len(pending); j++ {
+			if !done[j] && pending[j].topic == first.topic {
+				batch = append(batch, pending[j].msg)
+				done[j] = true
+			}
+		}
+		if err := a.publisher.Publish(first.topic, batch...); err != nil {
+			return fmt.Errorf("publish %d messages to %s (%d of %d sent before): %w", len(batch), first.topic, sent, len(pending), err)
+		}
+		sent += len(batch)
+	}
+	return nil
 }

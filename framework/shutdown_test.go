@@ -15,6 +15,7 @@ import (
 
 	"github.com/millrace/millrace/framework"
 	"github.com/millrace/millrace/framework/frameworktest"
+	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/memory"
 )
@@ -25,6 +26,12 @@ func newApp(t *testing.T, yaml string) *framework.App {
 
 // newAppWithLog builds an App on its own memory transport, from config YAML.
 func newAppWithLog(t *testing.T, yaml string, logTo io.Writer) *framework.App {
+	return newAppOn(t, yaml, logTo, nil)
+}
+
+// newAppOn builds an App from config YAML on the transport it configures,
+// as wrap (if not nil) wraps it.
+func newAppOn(t *testing.T, yaml string, logTo io.Writer, wrap func(transports.Transport) transports.Transport) *framework.App {
 	t.Helper()
 	reg, err := framework.Transports()
 	if err != nil {
@@ -39,6 +46,9 @@ func newAppWithLog(t *testing.T, yaml string, logTo io.Writer) *framework.App {
 		t.Fatal(err)
 	}
 	t.Cleanup(cleanup)
+	if wrap != nil {
+		tr = wrap(tr)
+	}
 	app, err := framework.New(cfg, framework.NewLogger(cfg, logTo), tr)
 	if err != nil {
 		t.Fatal(err)
@@ -320,4 +330,76 @@ func TestRun_SubscriptionEndingUnexpectedlyStopsTheApp(t *testing.T) {
 			t.Fatalf("Run = %v", err)
 		}
 	}()
+}
+
+// TestShutdown_WaitingMessagesAreHandedBackAtOnce: a message that waits to
+// be handled when shutdown begins (held by an open breaker, waiting for the
+// throttle, between two retries) is nacked at once, not after the wait:
+// Stop returns long before the breaker's open_timeout, the throttle's turn
+// or the retry's backoff.
+func TestShutdown_WaitingMessagesAreHandedBackAtOnce(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		fail   bool
+	}{
+		{"held by an open breaker", `
+middleware:
+  retry: {max_attempts: 1}
+  delayed_retry: {enabled: false}
+  breaker: {consecutive_failures: 1, open_timeout: 10m}
+shutdown: {timeout: 20m}
+`, true},
+		{"waiting for the throttle", `
+middleware:
+  throttle: {rate: 0.001, burst: 1}
+shutdown: {timeout: 20m}
+`, false},
+		{"between two retries", `
+middleware:
+  retry: {max_attempts: 5, initial_interval: 10m, max_interval: 10m}
+  delayed_retry: {enabled: false}
+shutdown: {timeout: 20m}
+`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := frameworktest.New(t, frameworktest.WithConfig(tt.config))
+				var calls atomic.Int64
+				framework.Handle(h.App, "work", "jobs", func(context.Context, Job) error {
+					calls.Add(1)
+					if tt.fail {
+						return errors.New("downstream unavailable")
+					}
+					return nil
+				})
+				h.Start()
+				h.Publish("jobs", Job{Key: "a"})
+				h.Publish("jobs", Job{Key: "b"})
+				h.Advance(time.Second) // the first ran; the rest waits
+				before := calls.Load()
+
+				start := time.Now()
+				if err := h.Stop(); err != nil {
+					t.Fatalf("stop: %v", err)
+				}
+				if took := time.Since(start); took > time.Second {
+					t.Errorf("stop took %v, want it at once", took)
+				}
+				if calls.Load() != before {
+					t.Errorf("handler ran %d more times after shutdown began", calls.Load()-before)
+				}
+				var heldBack int
+				for _, o := range h.Outcomes("work") {
+					if o.Err != nil && errors.Is(o.Err, middleware.ErrShuttingDown) {
+						heldBack++
+					}
+				}
+				if heldBack != 1 {
+					t.Errorf("%d messages handed back as shutting down, want 1; outcomes: %v", heldBack, h.Outcomes("work"))
+				}
+			})
+		})
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	_ "github.com/go-sql-driver/mysql" // dedup.store: mysql
@@ -38,27 +40,37 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 	if errs := m.validate("middleware"); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %w", prefix, errors.Join(errs...))
 	}
-	logger := a.logger // the middleware name the handler on their own lines
+	log := middleware.WithLogger(a.logger) // the middleware name the handler on their own lines
 	out := []message.HandlerMiddleware{middleware.Correlation}
 	if m.Poison.Enabled {
-		out = append(out, middleware.PoisonQueue{Publisher: a.publisher, Topic: a.poisonTopic(m.Poison), Logger: logger}.Middleware)
+		pc := m.Poison.PoisonConfig
+		pc.Topic = a.poisonTopic(m.Poison)
+		pq, err := middleware.NewPoisonQueue(pc, a.publisher, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prefix, err)
+		}
+		out = append(out, pq.Middleware)
 	}
 	if m.DelayedRetry.Enabled {
 		delayer, ok := a.transport.(middleware.Delayer)
 		if !ok {
 			return nil, fmt.Errorf("%s: transport %q has no native delayed delivery; set middleware.delayed_retry.enabled: false", prefix, a.cfg.Transport.Kind)
 		}
-		out = append(out, middleware.DelayedRetry{Delayer: delayer, Delays: m.DelayedRetry.Delays, Logger: logger}.Middleware)
+		dr, err := middleware.NewDelayedRetry(m.DelayedRetry.DelayedRetryConfig, delayer, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prefix, err)
+		}
+		out = append(out, dr.Middleware)
 	}
 	if m.Breaker.Enabled {
-		cb, err := a.breaker(h.name, m.Breaker)
+		cb, err := a.breaker(h.name, m.Breaker.BreakerConfig)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
 		out = append(out, cb.Middleware)
 	}
 	if m.Throttle.Rate > 0 {
-		t, err := a.throttle(h.name, m.Throttle)
+		t, err := a.throttle(m.Throttle)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
@@ -69,21 +81,18 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
-		d := middleware.Dedup{Store: store, Lease: m.Dedup.Lease, TTL: m.Dedup.TTL, FailOpen: m.Dedup.FailOpen, Logger: transports.WatermillLogger(logger)}
-		switch k := m.Dedup.Key; {
-		case strings.HasPrefix(k, "metadata:"):
-			d.Key = middleware.KeyFromMetadata(strings.TrimPrefix(k, "metadata:"))
-		case strings.HasPrefix(k, "json:"):
-			d.Key = middleware.KeyFromJSONField(strings.TrimPrefix(k, "json:"))
+		d, err := middleware.NewDedup(m.Dedup.DedupConfig, store, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
 		out = append(out, d.Middleware)
 	}
 	if m.Retry.MaxAttempts > 1 {
-		r := m.Retry
-		out = append(out, middleware.Retry{
-			MaxAttempts: r.MaxAttempts, InitialInterval: r.InitialInterval, Multiplier: r.Multiplier,
-			MaxInterval: r.MaxInterval, Jitter: r.Jitter, Logger: logger,
-		}.Middleware)
+		r, err := middleware.NewRetry(m.Retry, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prefix, err)
+		}
+		out = append(out, r.Middleware)
 	}
 	out = append(out, middleware.Timeout(m.Timeout), middleware.Recoverer)
 	return out, nil
@@ -91,32 +100,21 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 
 // breaker returns the handler's circuit breaker: its own, or the one shared
 // under cfg.Name.
-func (a *App) breaker(handler string, cfg BreakerConfig) (*middleware.CircuitBreaker, error) {
-	name := cfg.Name
-	if name == "" {
-		name = handler
-	}
-	if cb, ok := a.breakers[name]; ok && cfg.Name != "" {
+func (a *App) breaker(handler string, cfg middleware.BreakerConfig) (*middleware.Breaker, error) {
+	if cb, ok := a.breakers[cfg.Name]; ok && cfg.Name != "" {
 		return cb, nil
 	}
-	bc := middleware.Breaker{
-		Name:                name,
-		ConsecutiveFailures: uint32(cfg.ConsecutiveFailures),
-		OpenTimeout:         cfg.OpenTimeout,
-		HalfOpenRequests:    uint32(cfg.HalfOpenRequests),
-		Logger:              a.logger,
+	if cfg.Name == "" {
+		cfg.Name = handler
 	}
-	if cfg.FailureRatio > 0 {
-		bc.FailureRatio, bc.MinRequests, bc.Interval = cfg.FailureRatio, uint32(cfg.MinRequests), cfg.Interval
-	}
-	cb, err := middleware.NewBreaker(bc)
+	cb, err := middleware.NewBreaker(cfg, middleware.WithLogger(a.logger))
 	if err != nil {
 		return nil, err
 	}
 	if a.breakers == nil {
-		a.breakers = map[string]*middleware.CircuitBreaker{}
+		a.breakers = map[string]*middleware.Breaker{}
 	}
-	a.breakers[name] = cb
+	a.breakers[cfg.Name] = cb
 	return cb, nil
 }
 
@@ -135,17 +133,17 @@ func (a *App) BreakerState(name string) (string, bool) {
 
 // throttle returns the handler's token bucket: its own, or the one shared
 // under cfg.Name.
-func (a *App) throttle(handler string, cfg ThrottleConfig) (*middleware.Throttler, error) {
+func (a *App) throttle(cfg middleware.ThrottleConfig) (*middleware.Throttle, error) {
 	if t, ok := a.throttles[cfg.Name]; ok && cfg.Name != "" {
 		return t, nil
 	}
-	t, err := middleware.NewThrottle(middleware.Throttle{Rate: cfg.Rate, Burst: cfg.Burst})
+	t, err := middleware.NewThrottle(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Name != "" {
 		if a.throttles == nil {
-			a.throttles = map[string]*middleware.Throttler{}
+			a.throttles = map[string]*middleware.Throttle{}
 		}
 		a.throttles[cfg.Name] = t
 	}
@@ -153,7 +151,12 @@ func (a *App) throttle(handler string, cfg ThrottleConfig) (*middleware.Throttle
 }
 
 // dedupStore returns the App's store for cfg, opening it on first use. All
-// handlers with the same store settings share one.
+// handlers with the same store settings share one. A network store is
+// checked at once (connect and first query, bounded by
+// dedup.connect_timeout): one that does not answer fails the start, unless
+// dedup.fail_open chose availability, in which case the App says so once,
+// loudly, reports it in [App.Degraded], and checks again in the background
+// until the store answers.
 func (a *App) dedupStore(cfg DedupConfig) (middleware.DedupStore, error) {
 	id := cfg.Store + "|" + cfg.DSN + "|" + cfg.Table
 	if cfg.Store == "memory" {
@@ -162,7 +165,11 @@ func (a *App) dedupStore(cfg DedupConfig) (middleware.DedupStore, error) {
 	if s, ok := a.stores[id]; ok {
 		return s, nil
 	}
-	var store middleware.DedupStore
+	var (
+		store middleware.DedupStore
+		check func(context.Context) error // the connect and first query
+	)
+	where := fmt.Sprintf("dedup store %s at %s", cfg.Store, transports.RedactDSN(cfg.DSN))
 	switch cfg.Store {
 	case "memory":
 		store = middleware.NewMemoryStore(cfg.MaxKeys)
@@ -173,33 +180,112 @@ func (a *App) dedupStore(cfg DedupConfig) (middleware.DedupStore, error) {
 		}
 		db, err := sql.Open(driver, cfg.DSN)
 		if err != nil {
-			return nil, fmt.Errorf("dedup store %s (%s): %w", cfg.Store, transports.RedactDSN(cfg.DSN), err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		a.closers = append(a.closers, db.Close)
-		s, err := sqlstore.New(db, dialect, cfg.Table)
+		s, err := sqlstore.New(db, dialect, cfg.Table, sqlstore.CallTimeout(cfg.ConnectTimeout))
 		if err != nil {
-			return nil, fmt.Errorf("dedup store %s: %w", cfg.Store, err)
-		}
-		if err := s.CreateSchema(context.Background()); err != nil {
-			return nil, fmt.Errorf("dedup store %s (%s): create schema: %w", cfg.Store, transports.RedactDSN(cfg.DSN), err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		store = s
+		check = func(ctx context.Context) error {
+			if err := db.PingContext(ctx); err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
+			if err := s.CreateSchema(ctx); err != nil {
+				return fmt.Errorf("create table %s: %w", cfg.Table, err)
+			}
+			return nil
+		}
 	case "redis":
 		opts, err := goredis.ParseURL(cfg.DSN)
 		if err != nil {
-			return nil, fmt.Errorf("dedup store redis (%s): %w", transports.RedactDSN(cfg.DSN), err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
+		opts.DialTimeout = cfg.ConnectTimeout
+		opts.ContextTimeoutEnabled = true // a silent server: the check's deadline ends the handshake
 		client := goredis.NewClient(opts)
 		a.closers = append(a.closers, client.Close)
 		store = redisstore.New(client, cfg.Table+":")
+		check = func(ctx context.Context) error {
+			if err := client.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
+			return nil
+		}
 	default:
 		return nil, fmt.Errorf("unknown dedup store %q", cfg.Store)
+	}
+	if check != nil {
+		if err := a.checkStore(cfg, check); err != nil {
+			err = fmt.Errorf("%s: %w", where, err)
+			if !cfg.FailOpen {
+				return nil, err
+			}
+			a.degrade(id, err, cfg, check)
+		}
 	}
 	if a.stores == nil {
 		a.stores = map[string]middleware.DedupStore{}
 	}
 	a.stores[id] = store
 	return store, nil
+}
+
+// checkStore runs check within cfg.ConnectTimeout and names the key when it
+// times out.
+func (a *App) checkStore(cfg DedupConfig, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(a.subCtx, cfg.ConnectTimeout)
+	defer cancel()
+	err := check(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s (config key middleware.dedup.connect_timeout): %w", cfg.ConnectTimeout, err)
+	}
+	return err
+}
+
+// degrade records a dedup store that failed its check at start while
+// dedup.fail_open is set: it is logged once, loudly, reported by
+// [App.Degraded], and checked again in the background until it answers.
+func (a *App) degrade(id string, err error, cfg DedupConfig, check func(context.Context) error) {
+	a.logger.Error("dedup store unreachable at start: handlers run WITHOUT deduplication until it answers (middleware.dedup.fail_open is true)",
+		slog.Any("error", err))
+	if a.degraded == nil {
+		a.degraded = map[string]string{}
+	}
+	a.degraded[id] = err.Error()
+	a.background.Go(func() {
+		t := time.NewTicker(cfg.ConnectTimeout)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.subCtx.Done():
+				return
+			case <-t.C:
+			}
+			if a.checkStore(cfg, check) == nil {
+				a.mu.Lock()
+				delete(a.degraded, id)
+				a.mu.Unlock()
+				a.logger.Info("dedup store answers again: deduplication is back on", slog.String("store", cfg.Store))
+				return
+			}
+		}
+	})
+}
+
+// Degraded returns what the App runs without, and why: a dedup store that
+// did not answer at start while dedup.fail_open let the App start anyway
+// (until it answers). Empty when nothing is degraded.
+func (a *App) Degraded() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, len(a.degraded))
+	for _, why := range a.degraded {
+		out = append(out, why)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // poisonTopic is the poison topic that p names, or the service's default.

@@ -16,6 +16,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/framework"
 	"github.com/millrace/millrace/framework/frameworktest"
+	"github.com/millrace/millrace/middleware"
 )
 
 // stackConfig makes the default stack's timings small and exact (no jitter).
@@ -341,7 +342,7 @@ func TestStack_NamedThrottleIsShared(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := frameworktest.New(t, frameworktest.WithConfig(stackConfig))
 		shared := framework.WithMiddleware(func(m *framework.MiddlewareConfig) {
-			m.Throttle = framework.ThrottleConfig{Name: "warehouse", Rate: 2, Burst: 1}
+			m.Throttle = middleware.ThrottleConfig{Name: "warehouse", Rate: 2, Burst: 1}
 		})
 		framework.Handle(h.App, "reserve", "a", func(context.Context, OrderPlaced) error { return nil }, shared)
 		framework.Handle(h.App, "release", "b", func(context.Context, OrderPlaced) error { return nil }, shared)
@@ -356,6 +357,43 @@ func TestStack_NamedThrottleIsShared(t *testing.T) {
 		// 10 messages at 2/s with a burst of 1 through one shared bucket: 4.5s.
 		if took := time.Since(start); took != 4500*time.Millisecond {
 			t.Errorf("10 messages took %v, want 4.5s through one 2/s bucket", took)
+		}
+	})
+}
+
+// TestStack_HandlerCanCompleteItsOwnDedupClaim: the handler finds its dedup
+// claim on its context, records the key as done itself (as an SQL handler
+// does in its own transaction) and says so; a redelivery is then skipped.
+func TestStack_HandlerCanCompleteItsOwnDedupClaim(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t)
+		var runs atomic.Int64
+		var claimKey string
+		framework.Handle(h.App, "charge", "payments", func(ctx context.Context, o OrderPlaced) error {
+			runs.Add(1)
+			c := middleware.ClaimFrom(ctx)
+			if c == nil {
+				return errors.New("no dedup claim on the handler's context")
+			}
+			claimKey = c.Key
+			if err := c.Store.Complete(ctx, c.Key, c.Owner, c.TTL); err != nil {
+				return err
+			}
+			c.MarkCompleted()
+			return nil
+		})
+		h.Start()
+		h.Publish("payments", OrderPlaced{OrderID: "o-1"}, framework.WithID("pay-1"))
+		h.Publish("payments", OrderPlaced{OrderID: "o-1"}, framework.WithID("pay-1"))
+		h.WaitUntil("both deliveries finished", func() bool { return len(h.Outcomes("charge")) == 2 })
+		if runs.Load() != 1 {
+			t.Errorf("handler ran %d times, want 1 (the redelivery is a duplicate)", runs.Load())
+		}
+		if want := framework.DefaultServiceName + ".charge:pay-1"; claimKey != want {
+			t.Errorf("claim key %q, want %q", claimKey, want)
+		}
+		if f := h.Failures("charge"); len(f) != 0 {
+			t.Errorf("failures: %v", f[0].Err)
 		}
 	})
 }

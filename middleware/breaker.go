@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,129 +15,98 @@ import (
 	"github.com/millrace/millrace"
 )
 
-// ErrCircuitOpen is wrapped, together with the context's error, in what a
-// circuit breaker returns when the message's context ends while the message
-// is held back by an open breaker. The handler did not run; the message is
-// nacked and never poisoned (see HeldBack).
+// ErrCircuitOpen is wrapped, together with [ErrShuttingDown] or the
+// context's error, in what a [Breaker] returns when the service begins to
+// shut down, or the message's context ends, while the message is held back
+// by an open breaker. The handler did not run; the message is nacked and
+// never poisoned (see [HeldBack]).
 var ErrCircuitOpen = errors.New("circuit breaker open")
 
-// Breaker configures a circuit breaker (see NewBreaker). The zero value is
-// usable: it opens after 5 consecutive failures and lets one trial message
-// through after 30s.
-type Breaker struct {
-	// Name names the breaker in logs and in OnStateChange. Empty: the name
-	// of the first handler the breaker sees a message for (from
-	// millrace.DeliveryFrom, else Watermill's handler name). Give a breaker
-	// shared by several handlers a name.
-	Name string
+// BreakerConfig configures a circuit breaker ([NewBreaker]; config section
+// middleware.breaker). Start from [DefaultBreakerConfig].
+type BreakerConfig struct {
+	// Name names the breaker in logs, in [OnBreakerStateChange] and in the
+	// App, which shares one breaker among every handler whose config gives
+	// the same name (a breaker per downstream dependency). Empty (default):
+	// the name of the first handler the breaker sees a message for
+	// ([ConsumerOf]); in the App each handler then has its own.
+	Name string `yaml:"name"`
 	// ConsecutiveFailures opens the breaker after this many failures in a
-	// row (errors that are not failures, see IsFailure, neither count nor
-	// break the row); default 5.
-	ConsecutiveFailures uint32
+	// row (errors that are not failures, see [BreakerFailure], neither
+	// count nor break the row); default 5.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
 	// FailureRatio, when above 0, also opens the breaker once at least
 	// this fraction (0..1] of the messages that completed within the last
-	// Interval failed, provided at least MinRequests completed. 0 turns
-	// the ratio off.
-	FailureRatio float64
+	// Interval failed, provided at least MinRequests completed. 0 (default)
+	// turns the ratio rule off.
+	FailureRatio float64 `yaml:"failure_ratio"`
 	// MinRequests is how many messages must have completed within Interval
-	// before FailureRatio is applied; default 10 when FailureRatio is set.
-	// Setting it without FailureRatio is an error.
-	MinRequests uint32
+	// before FailureRatio is applied; default 20.
+	MinRequests int `yaml:"min_requests"`
 	// Interval is the rolling window over which the closed breaker counts
-	// (ten buckets of Interval/10 each, so counts age out gradually).
-	// Default: 1 minute when FailureRatio is set, otherwise 0, which counts
-	// from the last state change on.
-	Interval time.Duration
+	// (ten buckets of Interval/10 each, so counts age out gradually);
+	// default 1m.
+	Interval time.Duration `yaml:"interval"`
 	// OpenTimeout is how long the breaker stays open before it becomes
 	// half-open and lets trial messages through; default 30s.
-	OpenTimeout time.Duration
+	OpenTimeout time.Duration `yaml:"open_timeout"`
 	// HalfOpenRequests is how many trial messages a half-open breaker lets
 	// through at once; that many successes in a row close it, one failure
 	// opens it again. Default 1.
-	HalfOpenRequests uint32
-	// Logger receives every state change at warn level (attributes
-	// breaker, from, to); nil logs nothing.
-	Logger *slog.Logger
-	// OnStateChange, if set, is called on every state change, with the
-	// breaker's state lock held: it must return quickly and must not call
-	// back into the breaker.
-	OnStateChange func(name string, from, to gobreaker.State)
-	// IsFailure says whether a (non-nil) handler error counts against the
-	// downstream's health; a handler panic reaches it as an error holding
-	// the panic value. Default: every error except permanent ones
-	// (millrace.Permanent: a malformed message says nothing about the
-	// downstream) and context.Canceled (shutdown). Errors it rejects are
-	// ignored by the breaker, neither failure nor success.
-	IsFailure func(error) bool
+	HalfOpenRequests int `yaml:"half_open_requests"`
 }
 
-const (
-	defaultBreakerConsecutiveFailures = 5
-	defaultBreakerMinRequests         = 10
-	defaultBreakerRatioInterval       = time.Minute
-	defaultBreakerOpenTimeout         = 30 * time.Second
-	defaultBreakerHalfOpenRequests    = 1
-	breakerBuckets                    = 10
-)
+// DefaultBreakerConfig returns the defaults of [BreakerConfig]: open after
+// 5 failures in a row (no ratio rule), half-open after 30s with one trial
+// message, counts over a rolling minute.
+func DefaultBreakerConfig() BreakerConfig {
+	return BreakerConfig{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute, OpenTimeout: 30 * time.Second, HalfOpenRequests: 1}
+}
 
-// Validate reports every bad field, naming it.
-func (b Breaker) Validate() error {
+const breakerBuckets = 10
+
+// Validate returns a [millrace.ConfigError] for every bad value, keyed
+// relative to the section (consecutive_failures, ...), all at once.
+func (c BreakerConfig) Validate() error {
 	var errs []error
-	if math.IsNaN(b.FailureRatio) || b.FailureRatio < 0 || b.FailureRatio > 1 {
-		errs = append(errs, fmt.Errorf("breaker: FailureRatio %g: must be between 0 (off) and 1", b.FailureRatio))
+	if c.ConsecutiveFailures < 1 {
+		errs = append(errs, configErr("consecutive_failures", strconv.Itoa(c.ConsecutiveFailures), "must be at least 1"))
 	}
-	if b.MinRequests > 0 && !(b.FailureRatio > 0) {
-		errs = append(errs, fmt.Errorf("breaker: MinRequests %d: has no effect without FailureRatio", b.MinRequests))
+	if !(c.FailureRatio >= 0 && c.FailureRatio <= 1) {
+		errs = append(errs, configErr("failure_ratio", formatFloat(c.FailureRatio), "must be between 0 (off) and 1"))
 	}
-	if b.Interval < 0 {
-		errs = append(errs, fmt.Errorf("breaker: Interval %s: must not be negative", b.Interval))
+	if c.MinRequests < 1 {
+		errs = append(errs, configErr("min_requests", strconv.Itoa(c.MinRequests), "must be at least 1"))
 	}
-	if b.OpenTimeout < 0 {
-		errs = append(errs, fmt.Errorf("breaker: OpenTimeout %s: must not be negative", b.OpenTimeout))
+	if c.Interval <= 0 {
+		errs = append(errs, configErr("interval", c.Interval.String(), "must be greater than 0"))
 	}
-	return errors.Join(errs...)
+	if c.OpenTimeout <= 0 {
+		errs = append(errs, configErr("open_timeout", c.OpenTimeout.String(), "must be greater than 0"))
+	}
+	if c.HalfOpenRequests < 1 {
+		errs = append(errs, configErr("half_open_requests", strconv.Itoa(c.HalfOpenRequests), "must be at least 1"))
+	}
+	return millrace.JoinConfigErrors(errs)
 }
 
-// setDefaults fills zero fields with defaults.
-func (b *Breaker) setDefaults() {
-	if b.ConsecutiveFailures == 0 {
-		b.ConsecutiveFailures = defaultBreakerConsecutiveFailures
-	}
-	if b.FailureRatio > 0 {
-		if b.MinRequests == 0 {
-			b.MinRequests = defaultBreakerMinRequests
-		}
-		if b.Interval == 0 {
-			b.Interval = defaultBreakerRatioInterval
-		}
-	}
-	if b.OpenTimeout == 0 {
-		b.OpenTimeout = defaultBreakerOpenTimeout
-	}
-	if b.HalfOpenRequests == 0 {
-		b.HalfOpenRequests = defaultBreakerHalfOpenRequests
-	}
-	if b.IsFailure == nil {
-		b.IsFailure = isBreakerFailure
-	}
-}
-
-// isBreakerFailure is the default Breaker.IsFailure.
+// isBreakerFailure is the default of [BreakerFailure].
 func isBreakerFailure(err error) bool {
-	return !millrace.IsPermanent(err) && !errors.Is(err, context.Canceled)
+	return !millrace.IsPermanent(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrShuttingDown)
 }
 
-// CircuitBreaker stops feeding a handler whose downstream keeps failing.
+// Breaker stops feeding a handler whose downstream keeps failing.
 // While it is open, and while it is half-open with every trial slot taken,
 // messages are neither processed nor failed: each one waits in the
 // middleware until the breaker may let a trial through, so the consumer
 // pauses (backpressure) and nothing is poisoned because a downstream was
-// down. Once the message's context ends (shutdown), a waiting message
-// returns an error wrapping ErrCircuitOpen and the context's error, and is
+// down. As soon as the service begins to shut down (or the message's
+// context ends), a waiting message returns an error wrapping
+// [ErrCircuitOpen] and [ErrShuttingDown] (or the context's error), and is
 // nacked. Handler errors pass through unchanged; a handler panic is
 // recorded (as a failure, by default) and keeps panicking.
 //
-// One CircuitBreaker is one state. Using it in several handlers (calling
+// One Breaker is one state. Using it in several handlers (calling
 // Middleware for each) makes them share it: a breaker per downstream
 // rather than per handler.
 //
@@ -145,7 +114,7 @@ func isBreakerFailure(err error) bool {
 // CircuitBreaker, which is on gobreaker v1 and returns the breaker's error
 // as the handler's: every message arriving while it is open fails and is
 // retried, delayed or poisoned although nothing is wrong with it.
-type CircuitBreaker struct {
+type Breaker struct {
 	cb            *gobreaker.CircuitBreaker[struct{}]
 	openTimeout   time.Duration
 	logger        *slog.Logger
@@ -166,17 +135,21 @@ type breakerSignal struct {
 	openUntil time.Time
 }
 
-// NewBreaker returns a circuit breaker configured by cfg, zero fields
-// defaulted.
-func NewBreaker(cfg Breaker) (*CircuitBreaker, error) {
+// NewBreaker returns a circuit breaker configured by cfg, or the
+// configuration's errors.
+func NewBreaker(cfg BreakerConfig, opts ...Option) (*Breaker, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("breaker: %w", err)
 	}
-	cfg.setDefaults()
-	c := &CircuitBreaker{
+	o := applyOptions(opts)
+	isFailure := o.isFailure
+	if isFailure == nil {
+		isFailure = isBreakerFailure
+	}
+	c := &Breaker{
 		openTimeout:   cfg.OpenTimeout,
-		logger:        cfg.Logger,
-		onStateChange: cfg.OnStateChange,
+		logger:        o.logger,
+		onStateChange: o.onStateChange,
 	}
 	if cfg.Name != "" {
 		name := cfg.Name
@@ -184,19 +157,18 @@ func NewBreaker(cfg Breaker) (*CircuitBreaker, error) {
 	}
 	c.signal.Store(&breakerSignal{changed: make(chan struct{})})
 
+	ratio := cfg.FailureRatio
 	settings := gobreaker.Settings{
 		Name:          cfg.Name,
-		MaxRequests:   cfg.HalfOpenRequests,
+		MaxRequests:   uint32(cfg.HalfOpenRequests),
 		Interval:      cfg.Interval,
+		BucketPeriod:  max(cfg.Interval/breakerBuckets, 1),
 		Timeout:       cfg.OpenTimeout,
-		ReadyToTrip:   readyToTrip(cfg.ConsecutiveFailures, cfg.FailureRatio, cfg.MinRequests),
+		ReadyToTrip:   readyToTrip(uint32(cfg.ConsecutiveFailures), ratio, uint32(cfg.MinRequests)),
 		OnStateChange: c.stateChanged,
 		IsExcluded: func(err error) bool {
-			return err != nil && !cfg.IsFailure(err)
+			return err != nil && !isFailure(err)
 		},
-	}
-	if cfg.Interval > 0 {
-		settings.BucketPeriod = max(cfg.Interval/breakerBuckets, 1)
 	}
 	c.cb = gobreaker.NewCircuitBreaker[struct{}](settings)
 	return c, nil
@@ -217,13 +189,13 @@ func readyToTrip(consecutive uint32, ratio float64, minRequests uint32) func(gob
 
 // State returns the breaker's state. An open breaker whose OpenTimeout
 // has passed reports half-open.
-func (c *CircuitBreaker) State() gobreaker.State {
+func (c *Breaker) State() gobreaker.State {
 	return c.cb.State()
 }
 
 // Name returns the breaker's name: Breaker.Name, or the handler name it
 // learned from the first message, or "" before that.
-func (c *CircuitBreaker) Name() string {
+func (c *Breaker) Name() string {
 	if n := c.name.Load(); n != nil {
 		return *n
 	}
@@ -233,7 +205,7 @@ func (c *CircuitBreaker) Name() string {
 // Middleware guards h with the breaker. In the closed state a message
 // costs two atomic loads, two clock reads and taking the breaker's lock
 // twice, and allocates nothing.
-func (c *CircuitBreaker) Middleware(h message.HandlerFunc) message.HandlerFunc {
+func (c *Breaker) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if c.name.Load() == nil {
 			c.learnName(msg.Context())
@@ -253,7 +225,7 @@ func (c *CircuitBreaker) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 // try runs h if the breaker lets it through; ran reports whether it did
 // (if not, err is the breaker's refusal).
-func (c *CircuitBreaker) try(h message.HandlerFunc, msg *message.Message) (produced []*message.Message, ran bool, err error) {
+func (c *Breaker) try(h message.HandlerFunc, msg *message.Message) (produced []*message.Message, ran bool, err error) {
 	defer func() {
 		// A finished half-open trial may free a slot without changing
 		// the state (its error was not a failure): wake the waiters.
@@ -273,32 +245,26 @@ func (c *CircuitBreaker) try(h message.HandlerFunc, msg *message.Message) (produ
 // hold waits until the breaker, which refused a message with refusal
 // while s was current, may accept one again. It returns an error only when
 // ctx ends first.
-func (c *CircuitBreaker) hold(ctx context.Context, s *breakerSignal, refusal error) error {
+func (c *Breaker) hold(ctx context.Context, s *breakerSignal, refusal error) error {
 	// Half-open with every trial slot taken: wait for a trial to finish.
 	// The timer only guards against a missed wake-up.
-	wait := c.openTimeout
+	d := c.openTimeout
 	if errors.Is(refusal, gobreaker.ErrOpenState) {
 		// gobreaker lets a trial through strictly after the timeout.
-		wait = time.Until(s.openUntil) + time.Nanosecond
-		if wait <= 0 {
+		d = time.Until(s.openUntil) + time.Nanosecond
+		if d <= 0 {
 			return nil
 		}
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-s.changed:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w (breaker %q): %w", ErrCircuitOpen, c.Name(), ctx.Err())
+	if err := wait(ctx, d, s.changed); err != nil {
+		return fmt.Errorf("%w (breaker %q): %w", ErrCircuitOpen, c.Name(), err)
 	}
+	return nil
 }
 
 // stateChanged is gobreaker's OnStateChange; it runs with the breaker's
 // lock held.
-func (c *CircuitBreaker) stateChanged(_ string, from, to gobreaker.State) {
+func (c *Breaker) stateChanged(_ string, from, to gobreaker.State) {
 	c.state.Store(int32(to))
 	next := &breakerSignal{changed: make(chan struct{})}
 	if to == gobreaker.StateOpen {
@@ -319,7 +285,7 @@ func (c *CircuitBreaker) stateChanged(_ string, from, to gobreaker.State) {
 }
 
 // wake wakes the held messages without a state change.
-func (c *CircuitBreaker) wake() {
+func (c *Breaker) wake() {
 	for {
 		old := c.signal.Load()
 		next := &breakerSignal{changed: make(chan struct{}), openUntil: old.openUntil}
@@ -332,15 +298,8 @@ func (c *CircuitBreaker) wake() {
 
 // learnName names an unnamed breaker after the handler of the message
 // being handled.
-func (c *CircuitBreaker) learnName(ctx context.Context) {
-	var name string
-	if d := millrace.DeliveryFrom(ctx); d != nil {
-		name = d.Handler
-	}
-	if name == "" {
-		name = message.HandlerNameFromCtx(ctx)
-	}
-	if name != "" {
+func (c *Breaker) learnName(ctx context.Context) {
+	if name := ConsumerOf(ctx).Handler; name != "" {
 		c.name.CompareAndSwap(nil, &name)
 	}
 }

@@ -57,13 +57,24 @@ func breakerMsg(ctx context.Context) *message.Message {
 	return msg
 }
 
-func newBreaker(t *testing.T, cfg middleware.Breaker) *middleware.CircuitBreaker {
+func newBreaker(t *testing.T, cfg middleware.BreakerConfig, opts ...middleware.Option) *middleware.Breaker {
 	t.Helper()
-	cb, err := middleware.NewBreaker(cfg)
+	cb, err := middleware.NewBreaker(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cb
+}
+
+// breakerConfig returns DefaultBreakerConfig with ConsecutiveFailures
+// failures and, unless openTimeout is 0, OpenTimeout openTimeout.
+func breakerConfig(failures int, openTimeout time.Duration) middleware.BreakerConfig {
+	cfg := middleware.DefaultBreakerConfig()
+	cfg.ConsecutiveFailures = failures
+	if openTimeout != 0 {
+		cfg.OpenTimeout = openTimeout
+	}
+	return cfg
 }
 
 // tripBreaker fails n messages through h.
@@ -102,11 +113,15 @@ func handleInBackground(ctx context.Context, h message.HandlerFunc, n int) func(
 
 func TestBreaker_OpensAfterConsecutiveFailures(t *testing.T) {
 	for _, tc := range []struct {
-		configured uint32
+		configured int // 0: DefaultBreakerConfig's
 		want       int
 	}{{1, 1}, {3, 3}, {0, 5}} {
 		t.Run(fmt.Sprint(tc.configured), func(t *testing.T) {
-			cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: tc.configured})
+			cfg := middleware.DefaultBreakerConfig()
+			if tc.configured != 0 {
+				cfg.ConsecutiveFailures = tc.configured
+			}
+			cb := newBreaker(t, cfg)
 			h := cb.Middleware((&downstream{}).handle)
 			tripBreaker(t, h, tc.want-1)
 			if got := cb.State(); got != gobreaker.StateClosed {
@@ -123,7 +138,7 @@ func TestBreaker_OpensAfterConsecutiveFailures(t *testing.T) {
 func TestBreaker_HoldsMessagesWhileOpenThenProcessesThem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := &downstream{}
-		cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 2, OpenTimeout: 10 * time.Second})
+		cb := newBreaker(t, breakerConfig(2, 10*time.Second))
 		h := cb.Middleware(down.handle)
 		tripBreaker(t, h, 2)
 		down.setHealthy(true)
@@ -159,7 +174,7 @@ func TestBreaker_HoldsMessagesWhileOpenThenProcessesThem(t *testing.T) {
 func TestBreaker_FailedTrialReopens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := &downstream{}
-		cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 1, OpenTimeout: 10 * time.Second})
+		cb := newBreaker(t, breakerConfig(1, 10*time.Second))
 		h := cb.Middleware(down.handle)
 		tripBreaker(t, h, 1)
 
@@ -202,9 +217,11 @@ func TestBreaker_IgnoredErrorsDoNotTrip(t *testing.T) {
 		fmt.Errorf("decode: %w", millrace.Permanent(errors.New("malformed"))),
 		context.Canceled,
 		fmt.Errorf("shutting down: %w", context.Canceled),
+		middleware.ErrShuttingDown,
+		fmt.Errorf("retry interrupted: %w", middleware.ErrShuttingDown),
 	} {
 		t.Run(ignored.Error(), func(t *testing.T) {
-			cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 2})
+			cb := newBreaker(t, breakerConfig(2, 0))
 			h := cb.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, ignored })
 			for range 10 {
 				if _, err := h(breakerMsg(t.Context())); err != ignored {
@@ -220,7 +237,7 @@ func TestBreaker_IgnoredErrorsDoNotTrip(t *testing.T) {
 
 func TestBreaker_IgnoredErrorsDoNotBreakTheRow(t *testing.T) {
 	errs := []error{errDown, millrace.Permanent(errors.New("malformed")), errDown}
-	cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 2})
+	cb := newBreaker(t, breakerConfig(2, 0))
 	h := cb.Middleware(func(*message.Message) ([]*message.Message, error) {
 		err := errs[0]
 		errs = errs[1:]
@@ -238,7 +255,7 @@ func TestBreaker_IgnoredTrialErrorFreesTheSlotAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		next := []error{errDown, millrace.Permanent(errors.New("malformed")), nil}
-		cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 1, OpenTimeout: 10 * time.Second})
+		cb := newBreaker(t, breakerConfig(1, 10*time.Second))
 		h := cb.Middleware(func(*message.Message) ([]*message.Message, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -277,7 +294,9 @@ func TestBreaker_IgnoredTrialErrorFreesTheSlotAtOnce(t *testing.T) {
 func TestBreaker_ConcurrentFlappingDownstreamNeverHangs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := &downstream{}
-		cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 3, OpenTimeout: time.Second, HalfOpenRequests: 3})
+		cfg := breakerConfig(3, time.Second)
+		cfg.HalfOpenRequests = 3
+		cb := newBreaker(t, cfg)
 		h := cb.Middleware(func(msg *message.Message) ([]*message.Message, error) {
 			time.Sleep(100 * time.Millisecond) // the downstream takes a while
 			return down.handle(msg)
@@ -324,10 +343,8 @@ func TestBreaker_ConcurrentFlappingDownstreamNeverHangs(t *testing.T) {
 }
 
 func TestBreaker_CustomIsFailure(t *testing.T) {
-	cb := newBreaker(t, middleware.Breaker{
-		ConsecutiveFailures: 1,
-		IsFailure:           func(err error) bool { return !errors.Is(err, errDown) },
-	})
+	cb := newBreaker(t, breakerConfig(1, 0),
+		middleware.BreakerFailure(func(err error) bool { return !errors.Is(err, errDown) }))
 	h := cb.Middleware((&downstream{}).handle)
 	tripBreaker(t, h, 3)
 	if got := cb.State(); got != gobreaker.StateClosed {
@@ -335,10 +352,12 @@ func TestBreaker_CustomIsFailure(t *testing.T) {
 	}
 }
 
-func TestBreaker_ShutdownWhileHeldIsErrCircuitOpen(t *testing.T) {
+func TestBreaker_CancelWhileHeldIsErrCircuitOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := &downstream{}
-		cb := newBreaker(t, middleware.Breaker{Name: "payments", ConsecutiveFailures: 1})
+		cfg := breakerConfig(1, 0)
+		cfg.Name = "payments"
+		cb := newBreaker(t, cfg)
 		h := cb.Middleware(down.handle)
 		tripBreaker(t, h, 1)
 
@@ -365,6 +384,53 @@ func TestBreaker_ShutdownWhileHeldIsErrCircuitOpen(t *testing.T) {
 	})
 }
 
+func TestBreaker_StoppingHandsBackHeldMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := &downstream{}
+		cfg := breakerConfig(1, 0) // open for the default 30s
+		cfg.Name = "payments"
+		cb := newBreaker(t, cfg)
+		h := cb.Middleware(down.handle)
+		tripBreaker(t, h, 1)
+		down.setHealthy(true)
+
+		stopping := make(chan struct{})
+		ctx := millrace.WithConsumer(t.Context(), &millrace.Consumer{Handler: "charge", Stopping: stopping})
+		wait := handleInBackground(ctx, h, 2)
+		time.Sleep(time.Second)
+		close(stopping)
+		for i, r := range wait() {
+			if !errors.Is(r.err, middleware.ErrShuttingDown) || !errors.Is(r.err, middleware.ErrCircuitOpen) {
+				t.Errorf("held message %d: got %v, want ErrShuttingDown and ErrCircuitOpen", i, r.err)
+			}
+			if !middleware.HeldBack(ctx, r.err) {
+				t.Errorf("HeldBack(%v) = false, want true (nacked, never poisoned)", r.err)
+			}
+			if r.err != nil && !strings.Contains(r.err.Error(), `"payments"`) {
+				t.Errorf("error %q does not name the breaker", r.err)
+			}
+			if r.at != time.Second {
+				t.Errorf("held message %d returned after %v, want at once when stopping closed (1s)", i, r.at)
+			}
+		}
+
+		// A message that arrives once shutdown began is not held at all.
+		start := time.Now()
+		if _, err := h(breakerMsg(ctx)); !errors.Is(err, middleware.ErrShuttingDown) {
+			t.Errorf("message after stopping: got %v, want ErrShuttingDown", err)
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("message after stopping waited %v", time.Since(start))
+		}
+		if got := down.callCount(); got != 1 {
+			t.Errorf("handler called %d times, want 1 (the tripping one)", got)
+		}
+		if got := cb.State(); got != gobreaker.StateOpen {
+			t.Errorf("state %v, want still open: shutdown is not a trial", got)
+		}
+	})
+}
+
 func TestBreaker_ReportsStateChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs bytes.Buffer
@@ -378,16 +444,13 @@ func TestBreaker_ReportsStateChanges(t *testing.T) {
 		}))
 		var changes []string
 		down := &downstream{}
-		cb := newBreaker(t, middleware.Breaker{
-			ConsecutiveFailures: 1,
-			OpenTimeout:         time.Second,
-			Logger:              logger,
-			OnStateChange: func(name string, from, to gobreaker.State) {
+		cb := newBreaker(t, breakerConfig(1, time.Second),
+			middleware.WithLogger(logger),
+			middleware.OnBreakerStateChange(func(name string, from, to gobreaker.State) {
 				changes = append(changes, name+": "+from.String()+" -> "+to.String())
-			},
-		})
+			}))
 		h := cb.Middleware(down.handle)
-		ctx := millrace.WithDelivery(t.Context(), &millrace.Delivery{Handler: "charge-card"})
+		ctx := millrace.WithConsumer(t.Context(), &millrace.Consumer{Handler: "charge-card"})
 
 		if _, err := h(breakerMsg(ctx)); !errors.Is(err, errDown) {
 			t.Fatal(err)
@@ -421,12 +484,11 @@ level=WARN msg="circuit breaker state changed" breaker=charge-card from=half-ope
 func TestBreaker_FailureRatioOverRollingInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var next []error
-		cb := newBreaker(t, middleware.Breaker{
-			ConsecutiveFailures: 100,
-			FailureRatio:        0.5,
-			MinRequests:         4,
-			Interval:            10 * time.Second,
-		})
+		cfg := breakerConfig(100, 0)
+		cfg.FailureRatio = 0.5
+		cfg.MinRequests = 4
+		cfg.Interval = 10 * time.Second
+		cb := newBreaker(t, cfg)
 		h := cb.Middleware(func(*message.Message) ([]*message.Message, error) {
 			err := next[0]
 			next = next[1:]
@@ -453,7 +515,7 @@ func TestBreaker_FailureRatioOverRollingInterval(t *testing.T) {
 }
 
 func TestBreaker_PanicCountsAsFailure(t *testing.T) {
-	cb := newBreaker(t, middleware.Breaker{ConsecutiveFailures: 1})
+	cb := newBreaker(t, breakerConfig(1, 0))
 	h := cb.Middleware(func(*message.Message) ([]*message.Message, error) { panic("boom") })
 	func() {
 		defer func() {
@@ -470,7 +532,9 @@ func TestBreaker_PanicCountsAsFailure(t *testing.T) {
 
 func TestBreaker_SharedByHandlersIsOneState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cb := newBreaker(t, middleware.Breaker{Name: "inventory-api", ConsecutiveFailures: 1})
+		cfg := breakerConfig(1, 0) // the default OpenTimeout: 30s
+		cfg.Name = "inventory-api"
+		cb := newBreaker(t, cfg)
 		reserve := cb.Middleware((&downstream{}).handle)
 		release := &downstream{healthy: true}
 		tripBreaker(t, reserve, 1)
@@ -486,39 +550,48 @@ func TestBreaker_SharedByHandlersIsOneState(t *testing.T) {
 	})
 }
 
-func TestBreaker_Validate(t *testing.T) {
+func TestBreakerConfig_Validate(t *testing.T) {
+	valid := middleware.DefaultBreakerConfig()
+	with := func(set func(*middleware.BreakerConfig)) middleware.BreakerConfig {
+		cfg := valid
+		set(&cfg)
+		return cfg
+	}
 	for _, tc := range []struct {
-		cfg   middleware.Breaker
-		field string // "" for valid
+		name string
+		cfg  middleware.BreakerConfig
+		want []string // key=value of every ConfigError, in order; nil for valid
 	}{
-		{middleware.Breaker{}, ""},
-		{middleware.Breaker{FailureRatio: 0.5}, ""},
-		{middleware.Breaker{FailureRatio: 1, MinRequests: 3, Interval: time.Second}, ""},
-		{middleware.Breaker{FailureRatio: 1.5}, "FailureRatio"},
-		{middleware.Breaker{FailureRatio: -0.1}, "FailureRatio"},
-		{middleware.Breaker{FailureRatio: math.NaN()}, "FailureRatio"},
-		{middleware.Breaker{MinRequests: 3}, "MinRequests"},
-		{middleware.Breaker{Interval: -time.Second}, "Interval"},
-		{middleware.Breaker{OpenTimeout: -time.Second}, "OpenTimeout"},
+		{"defaults", valid, nil},
+		{"ratio rule on", with(func(c *middleware.BreakerConfig) { c.FailureRatio = 0.5 }), nil},
+		{"ratio 1 over a second", with(func(c *middleware.BreakerConfig) { c.FailureRatio, c.MinRequests, c.Interval = 1, 3, time.Second }), nil},
+		{"ratio above 1", with(func(c *middleware.BreakerConfig) { c.FailureRatio = 1.5 }), []string{"failure_ratio=1.5"}},
+		{"ratio negative", with(func(c *middleware.BreakerConfig) { c.FailureRatio = -0.1 }), []string{"failure_ratio=-0.1"}},
+		{"ratio NaN", with(func(c *middleware.BreakerConfig) { c.FailureRatio = math.NaN() }), []string{"failure_ratio=NaN"}},
+		{"no failures allowed", with(func(c *middleware.BreakerConfig) { c.ConsecutiveFailures = 0 }), []string{"consecutive_failures=0"}},
+		{"no min requests", with(func(c *middleware.BreakerConfig) { c.MinRequests = 0 }), []string{"min_requests=0"}},
+		{"negative interval", with(func(c *middleware.BreakerConfig) { c.Interval = -time.Second }), []string{"interval=-1s"}},
+		{"negative open timeout", with(func(c *middleware.BreakerConfig) { c.OpenTimeout = -time.Second }), []string{"open_timeout=-1s"}},
+		{"no trial messages", with(func(c *middleware.BreakerConfig) { c.HalfOpenRequests = 0 }), []string{"half_open_requests=0"}},
+		{"zero value: every error at once", middleware.BreakerConfig{}, []string{
+			"consecutive_failures=0", "min_requests=0", "interval=0s", "open_timeout=0s", "half_open_requests=0",
+		}},
 	} {
-		err := tc.cfg.Validate()
-		if tc.field == "" {
-			if err != nil {
-				t.Errorf("%+v: unexpected error %v", tc.cfg, err)
+		t.Run(tc.name, func(t *testing.T) {
+			checkConfigErrors(t, tc.cfg.Validate(), tc.want)
+			cb, err := middleware.NewBreaker(tc.cfg)
+			checkConfigErrors(t, err, tc.want)
+			if (cb == nil) != (tc.want != nil) {
+				t.Errorf("NewBreaker returned %v with error %v", cb, err)
 			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.field) {
-			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.field)
-		}
-		if _, err := middleware.NewBreaker(tc.cfg); err == nil {
-			t.Errorf("%+v: NewBreaker accepted it", tc.cfg)
-		}
+		})
 	}
 }
 
 func BenchmarkBreaker_Closed(b *testing.B) {
-	cb, err := middleware.NewBreaker(middleware.Breaker{Name: "bench"})
+	cfg := middleware.DefaultBreakerConfig()
+	cfg.Name = "bench"
+	cb, err := middleware.NewBreaker(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -535,12 +608,15 @@ func BenchmarkBreaker_Closed(b *testing.B) {
 func ExampleNewBreaker() {
 	// One breaker per downstream: both handlers calling the payment
 	// provider pause together while it is down.
-	payments, err := middleware.NewBreaker(middleware.Breaker{
-		Name:                "payment-provider",
-		ConsecutiveFailures: 5,
-		OpenTimeout:         30 * time.Second,
-		Logger:              slog.Default(),
-	})
+	cfg := middleware.DefaultBreakerConfig()
+	cfg.Name = "payment-provider"
+	cfg.ConsecutiveFailures = 5
+	cfg.OpenTimeout = 30 * time.Second
+	payments, err := middleware.NewBreaker(cfg,
+		middleware.WithLogger(slog.Default()),
+		middleware.OnBreakerStateChange(func(name string, from, to gobreaker.State) {
+			fmt.Printf("breaker %s: %s -> %s\n", name, from, to)
+		}))
 	if err != nil {
 		panic(err)
 	}

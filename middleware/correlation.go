@@ -7,29 +7,44 @@ import (
 )
 
 // Correlation makes every message the handler returns carry a correlation
-// id: it inherits the handled message's (or, when that has none because it
-// starts a flow, the handled message's id), with the handled message's id as
-// causation id. The handled message itself is not modified. The framework's
-// App.Publish stamps messages published from a handler the same way; this
+// id and a causation id, by [Correlate] with the handled message. The
+// handled message itself is not modified. The framework's App stamps the
+// messages a handler publishes the same way, by the same function; this
 // middleware covers messages returned by raw handlers and plain Watermill
-// routers. Unlike Watermill's CorrelationID it also sets the causation id and
-// never overwrites ids already set.
+// routers. Unlike Watermill's CorrelationID it also sets the causation id
+// and never overwrites ids already set.
 func Correlation(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		produced, err := h(msg)
-		if len(produced) == 0 {
-			return produced, err
-		}
-		corr := CorrelationID(msg)
 		for _, p := range produced {
-			if p.Metadata.Get(millrace.MetadataCorrelationID) == "" {
-				p.Metadata.Set(millrace.MetadataCorrelationID, corr)
-			}
-			if p.Metadata.Get(millrace.MetadataCausationID) == "" {
-				p.Metadata.Set(millrace.MetadataCausationID, msg.UUID)
-			}
+			Correlate(msg, p)
 		}
 		return produced, err
+	}
+}
+
+// Correlate sets the correlation and causation ids of out where it has
+// none. When out is published because handled is being handled, out
+// inherits handled's correlation id ([CorrelationID]) and gets handled's id
+// as causation id. With handled nil, out starts a flow of its own: its
+// correlation id is its own id, and it has no causation id. It is the one
+// place millrace sets these ids.
+func Correlate(handled, out *message.Message) {
+	if out.Metadata == nil {
+		out.Metadata = message.Metadata{}
+	}
+	md := out.Metadata
+	if handled == nil {
+		if md[millrace.MetadataCorrelationID] == "" {
+			md[millrace.MetadataCorrelationID] = out.UUID
+		}
+		return
+	}
+	if md[millrace.MetadataCorrelationID] == "" {
+		md[millrace.MetadataCorrelationID] = CorrelationID(handled)
+	}
+	if md[millrace.MetadataCausationID] == "" {
+		md[millrace.MetadataCausationID] = handled.UUID
 	}
 }
 

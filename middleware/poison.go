@@ -12,41 +12,63 @@ import (
 	"github.com/millrace/millrace"
 )
 
+// PoisonConfig configures the poison queue ([NewPoisonQueue]; config
+// section middleware.poison). The zero value is the default.
+type PoisonConfig struct {
+	// Topic is the poison topic; empty (default) is [TopicFor] the
+	// consuming service ("<service>.poison", service from [ConsumerOf]).
+	Topic string `yaml:"topic"`
+}
+
+// DefaultPoisonConfig returns the defaults of [PoisonConfig]: the poison
+// topic named after the consuming service.
+func DefaultPoisonConfig() PoisonConfig { return PoisonConfig{} }
+
+// Validate reports nothing today: every topic name is for the transport to
+// judge. It is here so that every middleware config has one.
+func (c PoisonConfig) Validate() error { return nil }
+
+// TopicFor returns the poison topic of service when [PoisonConfig.Topic]
+// is empty: "<service>.poison".
+func TopicFor(service string) string { return service + ".poison" }
+
 // PoisonQueue sets aside a message that cannot succeed: when the handler
 // (with its retries inside) returns an error, a copy of the message goes to
 // the poison topic with metadata that says why and where (the poison_* keys
 // of package millrace: reason, handler, original topic, consumer group,
-// service, attempts, first and last failure time). Only once that publish
-// succeeded is the original acked; if it fails, the original is nacked, so
-// nothing is ever lost. Held-back errors (open circuit breaker, duplicate in
-// flight, dedup store down, shutdown) are never poisoned.
+// service, attempts, first and last failure time, all from [ConsumerOf]).
+// Only once that publish succeeded is the original acked; if it fails, the
+// original is nacked, so nothing is ever lost. Held-back errors (open
+// circuit breaker, duplicate in flight, dedup store down, shutdown) are
+// never poisoned.
 //
 // Written anew rather than using Watermill's PoisonQueue, which records only
 // the error text.
 type PoisonQueue struct {
-	// Publisher sends to the poison topic; required.
-	Publisher message.Publisher
-	// Topic is the poison topic; default "<service>.poison", from the
-	// delivery's service name.
-	Topic string
-	// Logger receives a line per poisoned message at warn level; nil logs
-	// nothing.
-	Logger *slog.Logger
+	publisher message.Publisher
+	topic     string
+	logger    *slog.Logger
 }
 
-// Validate reports a missing Publisher.
-func (p PoisonQueue) Validate() error {
-	if p.Publisher == nil {
-		return errors.New("poison queue: Publisher is required")
+// NewPoisonQueue returns a poison queue configured by cfg that publishes
+// with publisher.
+func NewPoisonQueue(cfg PoisonConfig, publisher message.Publisher, opts ...Option) (*PoisonQueue, error) {
+	var errs []error
+	if publisher == nil {
+		errs = append(errs, errors.New("poison queue: nil Publisher"))
 	}
-	return nil
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("poison queue: %w", err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	o := applyOptions(opts)
+	return &PoisonQueue{publisher: publisher, topic: cfg.Topic, logger: o.logger}, nil
 }
-
-// TopicFor returns the poison topic used for service when Topic is empty.
-func TopicFor(service string) string { return service + ".poison" }
 
 // Middleware poisons failed messages as configured.
-func (p PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
+func (p *PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		produced, err := h(msg)
 		if err == nil {
@@ -56,23 +78,20 @@ func (p PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if HeldBack(ctx, err) {
 			return nil, err
 		}
-		info := millrace.DeliveryFrom(ctx)
-		if info == nil {
-			info = &millrace.Delivery{}
-		}
-		topic := p.Topic
+		c := ConsumerOf(ctx)
+		topic := p.topic
 		if topic == "" {
-			topic = TopicFor(info.Service)
+			topic = TopicFor(c.Service)
 		}
 		now := time.Now().UTC().Format(time.RFC3339Nano)
 		poisoned := msg.Copy()
 		md := poisoned.Metadata
-		md.Set(millrace.MetadataCorrelationID, CorrelationID(msg))
+		Correlate(nil, poisoned) // the copy keeps the flow; a message that started one is its own
 		md.Set(millrace.MetadataPoisonReason, err.Error())
-		md.Set(millrace.MetadataPoisonHandler, info.Handler)
-		md.Set(millrace.MetadataPoisonTopic, info.Topic)
-		md.Set(millrace.MetadataPoisonGroup, info.Group)
-		md.Set(millrace.MetadataPoisonService, info.Service)
+		md.Set(millrace.MetadataPoisonHandler, c.Handler)
+		md.Set(millrace.MetadataPoisonTopic, c.Topic)
+		md.Set(millrace.MetadataPoisonGroup, c.Group)
+		md.Set(millrace.MetadataPoisonService, c.Service)
 		md.Set(millrace.MetadataPoisonAttempts, strconv.Itoa(metaInt(msg, millrace.MetadataRetryAttempts)+Attempts(err)))
 		first := msg.Metadata.Get(millrace.MetadataFirstFailedAt)
 		if first == "" {
@@ -80,12 +99,12 @@ func (p PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		md.Set(millrace.MetadataPoisonFirstFailedAt, first)
 		md.Set(millrace.MetadataPoisonLastFailedAt, now)
-		if perr := p.Publisher.Publish(topic, poisoned); perr != nil {
+		if perr := p.publisher.Publish(topic, poisoned); perr != nil {
 			return nil, fmt.Errorf("publish to poison topic %s: %w (handler error: %v)", topic, perr, err)
 		}
-		if p.Logger != nil {
-			p.Logger.LogAttrs(ctx, slog.LevelWarn, "message poisoned",
-				slog.String("handler", info.Handler), slog.String("message_id", msg.UUID),
+		if p.logger != nil {
+			p.logger.LogAttrs(ctx, slog.LevelWarn, "message poisoned",
+				slog.String("handler", c.Handler), slog.String("message_id", msg.UUID),
 				slog.String("poison_topic", topic), slog.Any("error", err))
 		}
 		return nil, nil

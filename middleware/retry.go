@@ -1,11 +1,12 @@
 package middleware
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -13,73 +14,83 @@ import (
 	"github.com/millrace/millrace"
 )
 
+// RetryConfig configures immediate retries ([NewRetry]; config section
+// middleware.retry). Start from [DefaultRetryConfig].
+type RetryConfig struct {
+	// MaxAttempts is the number of attempts in all, the first included;
+	// 1 disables retrying. Default 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialInterval is the wait before the second attempt; default 100ms.
+	InitialInterval time.Duration `yaml:"initial_interval"`
+	// Multiplier grows the wait after every attempt; default 2.
+	Multiplier float64 `yaml:"multiplier"`
+	// MaxInterval caps the wait; default 10s.
+	MaxInterval time.Duration `yaml:"max_interval"`
+	// Jitter spreads each wait randomly by up to ± this fraction (0..1);
+	// 0 turns it off. Default 0.2.
+	Jitter float64 `yaml:"jitter"`
+}
+
+// DefaultRetryConfig returns the defaults of [RetryConfig]: 3 attempts,
+// waits of 100ms growing twofold up to 10s, ± 20% jitter.
+func DefaultRetryConfig() RetryConfig {
+	return RetryConfig{MaxAttempts: 3, InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second, Jitter: 0.2}
+}
+
+// Validate returns a [millrace.ConfigError] for every bad value, keyed
+// relative to the section (max_attempts, ...), all at once.
+func (c RetryConfig) Validate() error {
+	var errs []error
+	if c.MaxAttempts < 1 {
+		errs = append(errs, configErr("max_attempts", strconv.Itoa(c.MaxAttempts), "must be at least 1 (1 means no retries)"))
+	}
+	if c.InitialInterval < 0 {
+		errs = append(errs, configErr("initial_interval", c.InitialInterval.String(), "must be 0 or greater"))
+	}
+	if !(c.Multiplier >= 1) || math.IsInf(c.Multiplier, 1) {
+		errs = append(errs, configErr("multiplier", formatFloat(c.Multiplier), "must be a number of at least 1"))
+	}
+	if c.MaxInterval < c.InitialInterval {
+		errs = append(errs, configErr("max_interval", c.MaxInterval.String(), "must be at least initial_interval ("+c.InitialInterval.String()+")"))
+	}
+	if !(c.Jitter >= 0 && c.Jitter <= 1) {
+		errs = append(errs, configErr("jitter", formatFloat(c.Jitter), "must be between 0 (off) and 1"))
+	}
+	return millrace.JoinConfigErrors(errs)
+}
+
 // Retry retries a failed handler at once, in the same delivery, with
-// exponential backoff and jitter. Permanent errors (millrace.Permanent,
+// exponential backoff and jitter. Permanent errors ([millrace.Permanent],
 // decode failures) are not retried, nor are held-back errors (see
-// HeldBack); shutdown stops the waiting and returns the context's error, so
-// the message is nacked, not poisoned.
+// [HeldBack]). The wait between attempts ends when the message's context
+// ends or the service begins to shut down; the message is then handed back
+// (nacked) with an error that is held back, not poisoned.
 //
 // Written anew rather than using Watermill's Retry, which builds a backoff
 // object for every message: here the success path costs one function call
 // and nothing is allocated until a handler fails.
 type Retry struct {
-	// MaxAttempts is the number of attempts in all, the first included;
-	// default 3. 1 disables retrying.
-	MaxAttempts int
-	// InitialInterval is the wait before the second attempt; default 100ms.
-	InitialInterval time.Duration
-	// Multiplier grows the wait after every attempt; default 2.
-	Multiplier float64
-	// MaxInterval caps the wait; default 10s.
-	MaxInterval time.Duration
-	// Jitter spreads each wait randomly by up to ± this fraction (0..1);
-	// default 0.2. Negative disables it.
-	Jitter float64
-	// Logger receives one line per retry at debug level; nil logs nothing.
-	Logger *slog.Logger
+	cfg    RetryConfig
+	logger *slog.Logger
 }
 
-// SetDefaults fills zero fields with defaults.
-func (r *Retry) SetDefaults() {
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 3
+// NewRetry returns immediate retries configured by cfg, or the
+// configuration's errors ([RetryConfig.Validate]).
+func NewRetry(cfg RetryConfig, opts ...Option) (*Retry, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
 	}
-	if r.InitialInterval == 0 {
-		r.InitialInterval = 100 * time.Millisecond
-	}
-	if r.Multiplier == 0 {
-		r.Multiplier = 2
-	}
-	if r.MaxInterval == 0 {
-		r.MaxInterval = 10 * time.Second
-	}
-	if r.Jitter == 0 {
-		r.Jitter = 0.2
-	}
-}
-
-// Validate reports the first bad field.
-func (r Retry) Validate() error {
-	switch {
-	case r.MaxAttempts < 1:
-		return fmt.Errorf("retry: MaxAttempts %d: must be at least 1", r.MaxAttempts)
-	case r.InitialInterval < 0:
-		return fmt.Errorf("retry: InitialInterval %s: must not be negative", r.InitialInterval)
-	case r.Multiplier < 1:
-		return fmt.Errorf("retry: Multiplier %g: must be at least 1", r.Multiplier)
-	case r.MaxInterval < r.InitialInterval:
-		return fmt.Errorf("retry: MaxInterval %s: must be at least InitialInterval %s", r.MaxInterval, r.InitialInterval)
-	case r.Jitter > 1:
-		return fmt.Errorf("retry: Jitter %g: must be at most 1", r.Jitter)
-	}
-	return nil
+	o := applyOptions(opts)
+	return &Retry{cfg: cfg, logger: o.logger}, nil
 }
 
 // AttemptsError is the last error of a delivery that was tried Attempts
 // times. The poison queue records the count.
 type AttemptsError struct {
+	// Attempts is how many attempts were made.
 	Attempts int
-	Err      error
+	// Err is the last attempt's error.
+	Err error
 }
 
 // Error gives the number of attempts and the last attempt's error.
@@ -99,9 +110,11 @@ func Attempts(err error) int {
 	return 1
 }
 
-// Middleware retries h as configured. Call SetDefaults first (or set every
-// field).
-func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
+// Middleware retries h as configured.
+func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	if r.cfg.MaxAttempts <= 1 {
+		return h
+	}
 	return func(msg *message.Message) ([]*message.Message, error) {
 		produced, err := h(msg)
 		if err == nil {
@@ -112,30 +125,33 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // again runs the attempts after the first failed one.
-func (r Retry) again(h message.HandlerFunc, msg *message.Message, err error) ([]*message.Message, error) {
+func (r *Retry) again(h message.HandlerFunc, msg *message.Message, err error) ([]*message.Message, error) {
 	ctx := msg.Context()
-	wait := r.InitialInterval
+	interval := r.cfg.InitialInterval
 	attempt := 1
-	for ; attempt < r.MaxAttempts; attempt++ {
+	for ; attempt < r.cfg.MaxAttempts; attempt++ {
 		if millrace.IsPermanent(err) || HeldBack(ctx, err) {
 			break
 		}
-		d := r.jittered(wait)
-		if r.Logger != nil {
-			r.Logger.LogAttrs(ctx, slog.LevelDebug, "retrying handler",
-				slog.String("message_id", msg.UUID), slog.Int("attempt", attempt+1),
-				slog.Duration("after", d), slog.Any("error", err))
+		d := r.jittered(interval)
+		if r.logger != nil && r.logger.Enabled(ctx, slog.LevelDebug) {
+			r.logger.LogAttrs(ctx, slog.LevelDebug, "retrying handler",
+				slog.String("handler", ConsumerOf(ctx).Handler), slog.String("message_id", msg.UUID),
+				slog.Int("attempt", attempt+1), slog.Duration("after", d), slog.Any("error", err))
 		}
-		if !sleep(ctx, d) {
-			return nil, fmt.Errorf("retry interrupted: %w (last error: %v)", ctx.Err(), err)
+		if werr := wait(ctx, d, nil); werr != nil {
+			return nil, fmt.Errorf("retry interrupted: %w (last error: %v)", werr, err)
 		}
 		var produced []*message.Message
 		if produced, err = h(msg); err == nil {
 			return produced, nil
 		}
-		wait = time.Duration(float64(wait) * r.Multiplier)
-		if wait > r.MaxInterval {
-			wait = r.MaxInterval
+		// Compared before converting: a product past the largest
+		// Duration would convert to a negative wait (no wait at all).
+		if next := float64(interval) * r.cfg.Multiplier; next < float64(r.cfg.MaxInterval) {
+			interval = time.Duration(next)
+		} else {
+			interval = r.cfg.MaxInterval
 		}
 	}
 	if attempt > 1 {
@@ -144,25 +160,10 @@ func (r Retry) again(h message.HandlerFunc, msg *message.Message, err error) ([]
 	return nil, err
 }
 
-func (r Retry) jittered(d time.Duration) time.Duration {
-	if r.Jitter <= 0 || d <= 0 {
+func (r *Retry) jittered(d time.Duration) time.Duration {
+	if r.cfg.Jitter <= 0 || d <= 0 {
 		return d
 	}
-	spread := float64(d) * r.Jitter
+	spread := float64(d) * r.cfg.Jitter
 	return time.Duration(float64(d) - spread + rand.Float64()*2*spread)
-}
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

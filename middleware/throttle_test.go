@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -12,12 +11,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
 )
 
-func newThrottle(t *testing.T, cfg middleware.Throttle) *middleware.Throttler {
+func newThrottle(t *testing.T, rate float64, burst int) *middleware.Throttle {
 	t.Helper()
-	th, err := middleware.NewThrottle(cfg)
+	th, err := middleware.NewThrottle(middleware.ThrottleConfig{Rate: rate, Burst: burst})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func recordCalls(start time.Time, mu *sync.Mutex, at *[]time.Duration) message.H
 func TestThrottle_HonoursRateAndBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const perSecond, burst = 10, 2
-		th := newThrottle(t, middleware.Throttle{Rate: perSecond, Burst: burst})
+		th := newThrottle(t, perSecond, burst)
 		var mu sync.Mutex
 		var at []time.Duration
 		h := th.Middleware(recordCalls(time.Now(), &mu, &at))
@@ -64,7 +64,7 @@ func TestThrottle_HonoursRateAndBurst(t *testing.T) {
 
 func TestThrottle_BurstPassesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		th := newThrottle(t, middleware.Throttle{Rate: 1, Burst: 5})
+		th := newThrottle(t, 1, 5)
 		var mu sync.Mutex
 		var at []time.Duration
 		h := th.Middleware(recordCalls(time.Now(), &mu, &at))
@@ -82,53 +82,76 @@ func TestThrottle_BurstPassesAtOnce(t *testing.T) {
 	})
 }
 
-func TestThrottle_CancelStopsWaiting(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		th := newThrottle(t, middleware.Throttle{Rate: 1.0 / 60}) // one a minute
-		var mu sync.Mutex
-		var at []time.Duration
-		start := time.Now()
-		h := th.Middleware(recordCalls(start, &mu, &at))
-		if _, err := h(breakerMsg(t.Context())); err != nil {
-			t.Fatal(err)
-		}
+// TestThrottle_WaitEndsAtCancelOrShutdown: a message waiting for its turn
+// returns at once, held back, when its context is cancelled or the service
+// begins to shut down, and gives its turn back to the next message.
+func TestThrottle_WaitEndsAtCancelOrShutdown(t *testing.T) {
+	tests := []struct {
+		name string
+		// waiting returns the waiting message's context and what ends its wait.
+		waiting func(t *testing.T) (context.Context, func())
+		want    error
+	}{
+		{"cancelled", func(t *testing.T) (context.Context, func()) {
+			ctx, cancel := context.WithCancel(t.Context())
+			return ctx, cancel
+		}, context.Canceled},
+		{"shutting down", func(t *testing.T) (context.Context, func()) {
+			stopping := make(chan struct{})
+			ctx := millrace.WithConsumer(t.Context(), &millrace.Consumer{Handler: "charge", Stopping: stopping})
+			return ctx, func() { close(stopping) }
+		}, middleware.ErrShuttingDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				th := newThrottle(t, 1.0/60, 1) // one a minute
+				var mu sync.Mutex
+				var at []time.Duration
+				start := time.Now()
+				h := th.Middleware(recordCalls(start, &mu, &at))
+				if _, err := h(breakerMsg(t.Context())); err != nil {
+					t.Fatal(err)
+				}
 
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() {
-			_, err := h(breakerMsg(ctx))
-			done <- err
-		}()
-		time.Sleep(time.Second)
-		cancel()
-		err := <-done
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("got %v, want context.Canceled", err)
-		}
-		if !middleware.HeldBack(ctx, err) {
-			t.Errorf("HeldBack(%v) = false, want true (never poisoned)", err)
-		}
-		if elapsed := time.Since(start); elapsed != time.Second {
-			t.Errorf("returned after %v, want at once on cancel", elapsed)
-		}
-		if len(at) != 1 {
-			t.Errorf("handler ran %d times, want 1", len(at))
-		}
+				ctx, end := tt.waiting(t)
+				done := make(chan error)
+				go func() {
+					_, err := h(breakerMsg(ctx))
+					done <- err
+				}()
+				time.Sleep(time.Second)
+				end()
+				err := <-done
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("got %v, want %v", err, tt.want)
+				}
+				if !middleware.HeldBack(ctx, err) {
+					t.Errorf("HeldBack(%v) = false, want true (nacked, never poisoned)", err)
+				}
+				if elapsed := time.Since(start); elapsed != time.Second {
+					t.Errorf("returned after %v, want at once (1s)", elapsed)
+				}
+				if len(at) != 1 {
+					t.Errorf("handler ran %d times, want 1", len(at))
+				}
 
-		// The cancelled message gave its turn back: the next one comes
-		// when the first one's minute is up.
-		if _, err := h(breakerMsg(t.Context())); err != nil {
-			t.Fatal(err)
-		}
-		if at[1] != time.Minute {
-			t.Errorf("next message handled after %v, want 1m", at[1])
-		}
-	})
+				// The message gave its turn back: the next one comes when the
+				// first one's minute is up.
+				if _, err := h(breakerMsg(t.Context())); err != nil {
+					t.Fatal(err)
+				}
+				if at[1] != time.Minute {
+					t.Errorf("next message handled after %v, want 1m", at[1])
+				}
+			})
+		})
+	}
 }
 
 func TestThrottle_DeadlineIsWaitedForNotAnticipated(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		th := newThrottle(t, middleware.Throttle{Rate: 1})
+		th := newThrottle(t, 1, 1)
 		h := th.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 		if _, err := h(breakerMsg(t.Context())); err != nil {
 			t.Fatal(err)
@@ -148,7 +171,7 @@ func TestThrottle_DeadlineIsWaitedForNotAnticipated(t *testing.T) {
 
 func TestThrottle_SharedByHandlersIsOneRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		th := newThrottle(t, middleware.Throttle{Rate: 2})
+		th := newThrottle(t, 2, 1)
 		var mu sync.Mutex
 		var at []time.Duration
 		rec := recordCalls(time.Now(), &mu, &at)
@@ -164,37 +187,54 @@ func TestThrottle_SharedByHandlersIsOneRate(t *testing.T) {
 	})
 }
 
-func TestThrottle_Validate(t *testing.T) {
-	for _, tc := range []struct {
-		cfg   middleware.Throttle
-		field string // "" for valid
-	}{
-		{middleware.Throttle{Rate: 10}, ""},
-		{middleware.Throttle{Rate: 0.5, Burst: 3}, ""},
-		{middleware.Throttle{Rate: math.Inf(1)}, ""},
-		{middleware.Throttle{}, "Rate"},
-		{middleware.Throttle{Rate: -1}, "Rate"},
-		{middleware.Throttle{Rate: math.NaN()}, "Rate"},
-		{middleware.Throttle{Rate: 1, Burst: -1}, "Burst"},
-	} {
-		err := tc.cfg.Validate()
-		if tc.field == "" {
-			if err != nil {
-				t.Errorf("%+v: unexpected error %v", tc.cfg, err)
+func TestThrottle_ZeroRateIsNoLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		th, err := middleware.NewThrottle(middleware.DefaultThrottleConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var at []time.Duration
+		h := th.Middleware(recordCalls(time.Now(), &mu, &at))
+		for range 1000 {
+			if _, err := h(breakerMsg(t.Context())); err != nil {
+				t.Fatal(err)
 			}
-			continue
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.field) {
-			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.field)
+		if last := at[len(at)-1]; last != 0 {
+			t.Errorf("1000 messages without a limit took %v, want no wait", last)
 		}
-		if _, err := middleware.NewThrottle(tc.cfg); err == nil {
-			t.Errorf("%+v: NewThrottle accepted it", tc.cfg)
-		}
+	})
+}
+
+func TestThrottleConfig_Validate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  middleware.ThrottleConfig
+		want []string // key=value of every ConfigError, in order; nil for valid
+	}{
+		{"defaults: no limit", middleware.DefaultThrottleConfig(), nil},
+		{"rate", middleware.ThrottleConfig{Rate: 10, Burst: 1}, nil},
+		{"rate and burst", middleware.ThrottleConfig{Rate: 0.5, Burst: 3}, nil},
+		{"infinite rate", middleware.ThrottleConfig{Rate: math.Inf(1), Burst: 1}, nil},
+		{"negative rate", middleware.ThrottleConfig{Rate: -1, Burst: 1}, []string{"rate=-1"}},
+		{"NaN rate", middleware.ThrottleConfig{Rate: math.NaN(), Burst: 1}, []string{"rate=NaN"}},
+		{"no burst", middleware.ThrottleConfig{Rate: 1}, []string{"burst=0"}},
+		{"both at once", middleware.ThrottleConfig{Rate: math.Inf(-1), Burst: -1}, []string{"rate=-Inf", "burst=-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkConfigErrors(t, tc.cfg.Validate(), tc.want)
+			th, err := middleware.NewThrottle(tc.cfg)
+			checkConfigErrors(t, err, tc.want)
+			if (th == nil) != (tc.want != nil) {
+				t.Errorf("NewThrottle returned %v with error %v", th, err)
+			}
+		})
 	}
 }
 
 func BenchmarkThrottle_Unlimited(b *testing.B) {
-	th, err := middleware.NewThrottle(middleware.Throttle{Rate: math.Inf(1)})
+	th, err := middleware.NewThrottle(middleware.DefaultThrottleConfig()) // no limit
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -210,7 +250,7 @@ func BenchmarkThrottle_Unlimited(b *testing.B) {
 
 func ExampleNewThrottle() {
 	// At most 50 messages a second, up to 10 at once after a quiet spell.
-	th, err := middleware.NewThrottle(middleware.Throttle{Rate: 50, Burst: 10})
+	th, err := middleware.NewThrottle(middleware.ThrottleConfig{Rate: 50, Burst: 10})
 	if err != nil {
 		panic(err)
 	}

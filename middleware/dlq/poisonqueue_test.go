@@ -19,13 +19,17 @@ import (
 func TestReplay_WhatPoisonQueueWrote(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := seed(t)
-		delivery := &millrace.Delivery{Service: "shop", Handler: "place-order", Topic: "orders.commands", Group: "shop.place-order"}
-		failing := middleware.PoisonQueue{Publisher: b}.Middleware(func(*message.Message) ([]*message.Message, error) {
+		delivery := &millrace.Consumer{Service: "shop", Handler: "place-order", Topic: "orders.commands", Group: "shop.place-order"}
+		pq, err := middleware.NewPoisonQueue(middleware.DefaultPoisonConfig(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failing := pq.Middleware(func(*message.Message) ([]*message.Message, error) {
 			return nil, errors.New("inventory: connection refused")
 		})
 		consume := func(m *message.Message) {
 			t.Helper()
-			m.SetContext(millrace.WithDelivery(t.Context(), delivery))
+			m.SetContext(millrace.WithConsumer(t.Context(), delivery))
 			if _, err := failing(m); err != nil {
 				t.Fatalf("poison queue: %v", err)
 			}

@@ -1,13 +1,20 @@
-// Package redisstore is a middleware.DedupStore on Redis, for services that
+// Package redis is a [middleware.DedupStore] on Redis, for services that
 // run several instances and already have a Redis at hand. Claims are keys
 // set with SET NX PX, so Redis's own clock ends leases and forgets done keys;
 // Complete and Release check the owner in a Lua script, atomically. It works
 // with a single Redis, Sentinel or Cluster (every operation touches one key).
 //
-// The package lives in directory dedupstore/redis but is named redisstore,
-// so it can be imported beside github.com/redis/go-redis/v9 without a rename:
+// Its name is go-redis's too; import one of them under another name:
 //
-//	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-//	dedup := middleware.Dedup{Store: redisstore.New(client, "orders:dedup:")}
+//	import (
+//		goredis "github.com/redis/go-redis/v9"
+//		redisstore "github.com/millrace/millrace/middleware/dedupstore/redis"
+//	)
+//
+//	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+//	dedup, err := middleware.NewDedup(middleware.DefaultDedupConfig(), redisstore.New(client, "orders:dedup:"))
+//	if err != nil {
+//		return err
+//	}
 //	router.AddMiddleware(dedup.Middleware)
-package redisstore
+package redis

@@ -1,4 +1,4 @@
-package redisstore_test
+package redis_test
 
 import (
 	"context"
@@ -85,7 +85,11 @@ func TestStore_UnreachableRedisIsStoreUnavailable(t *testing.T) {
 
 	// Through the middleware, the message is nacked and the handler not run.
 	ran := false
-	h := middleware.Dedup{Store: s}.Middleware(func(*message.Message) ([]*message.Message, error) {
+	dedup, err := middleware.NewDedup(middleware.DefaultDedupConfig(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dedup.Middleware(func(*message.Message) ([]*message.Message, error) {
 		ran = true
 		return nil, nil
 	})

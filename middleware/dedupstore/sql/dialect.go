@@ -1,4 +1,4 @@
-package sqlstore
+package sql
 
 import (
 	"fmt"
@@ -140,5 +140,5 @@ WHERE dedup_key = $1 AND owner = $2`),
 			purge:   r.Replace("DELETE FROM `{t}` WHERE expires_at <= UTC_TIMESTAMP(6)"),
 		}, nil
 	}
-	return statements{}, fmt.Errorf("sqlstore: unknown dialect %v", d)
+	return statements{}, fmt.Errorf("sql dedup store: unknown dialect %v", d)
 }

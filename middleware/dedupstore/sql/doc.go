@@ -1,4 +1,4 @@
-// Package sqlstore is a middleware.DedupStore kept in a PostgreSQL or
+// Package sql is a [middleware.DedupStore] kept in a PostgreSQL or
 // MySQL/MariaDB table, for services that already own a database and want
 // their dedup marks beside their data.
 //
@@ -17,7 +17,9 @@
 // With go-sql-driver/mysql, add interpolateParams=true to the DSN: without
 // it every statement with arguments costs a prepare, an execute and a close.
 //
-// Example:
+// Its name is database/sql's too; import one of them under another name:
+//
+//	import sqlstore "github.com/millrace/millrace/middleware/dedupstore/sql"
 //
 //	db, err := sql.Open("pgx", "postgres://app@db:5432/app?sslmode=disable")
 //	if err != nil {
@@ -36,4 +38,4 @@
 //	case res == middleware.Claimed:
 //		// run the handler, then store.Complete(ctx, key, owner, 24*time.Hour)
 //	}
-package sqlstore
+package sql

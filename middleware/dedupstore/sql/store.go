@@ -1,4 +1,4 @@
-package sqlstore
+package sql
 
 import (
 	"context"
@@ -22,16 +22,16 @@ const MaxKeyLen = 255
 // Purge removed the expired claim. Nothing was changed. A handler whose
 // writes share a transaction with CompleteTx should roll back on it: another
 // delivery may be processing, or have processed, the same message.
-var ErrLeaseLost = errors.New("sqlstore: claim no longer held by owner")
+var ErrLeaseLost = errors.New("sql dedup store: claim no longer held by owner")
 
 var (
-	errEmptyKey    = errors.New("sqlstore: key is empty")
-	errEmptyOwner  = errors.New("sqlstore: owner is empty")
-	errLongKey     = errors.New("sqlstore: key longer than MaxKeyLen bytes")
-	errLongOwner   = errors.New("sqlstore: owner longer than MaxKeyLen bytes")
-	errBadKey      = errors.New("sqlstore: key is not valid UTF-8 or contains NUL")
-	errBadOwner    = errors.New("sqlstore: owner is not valid UTF-8 or contains NUL")
-	errNonPositive = errors.New("sqlstore: lease or ttl must be positive")
+	errEmptyKey    = errors.New("sql dedup store: key is empty")
+	errEmptyOwner  = errors.New("sql dedup store: owner is empty")
+	errLongKey     = errors.New("sql dedup store: key longer than MaxKeyLen bytes")
+	errLongOwner   = errors.New("sql dedup store: owner longer than MaxKeyLen bytes")
+	errBadKey      = errors.New("sql dedup store: key is not valid UTF-8 or contains NUL")
+	errBadOwner    = errors.New("sql dedup store: owner is not valid UTF-8 or contains NUL")
+	errNonPositive = errors.New("sql dedup store: lease or ttl must be positive")
 )
 
 // maxClaimAttempts bounds Claim's retries. Claim retries only when the row
@@ -51,6 +51,35 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	stmt    statements
+	timeout time.Duration
+}
+
+// DefaultCallTimeout bounds every call of a [Store] unless [CallTimeout]
+// says otherwise.
+const DefaultCallTimeout = 10 * time.Second
+
+// Option adjusts a [Store].
+type Option func(*Store)
+
+// CallTimeout bounds every call of the store (each of its statements, and
+// the connection it may need first) to d, so that a database server that
+// accepts connections but never answers fails the call with an error
+// instead of holding it for ever; a caller's earlier deadline still wins.
+// 0 leaves calls bounded by their context alone. Default
+// [DefaultCallTimeout].
+func CallTimeout(d time.Duration) Option {
+	return func(s *Store) { s.timeout = d }
+}
+
+// bound returns ctx with the store's call timeout, unless ctx ends sooner.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout <= 0 {
+		return ctx, func() {}
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
 }
 
 var _ middleware.DedupStore = (*Store)(nil)
@@ -60,18 +89,22 @@ var _ middleware.DedupStore = (*Store)(nil)
 // not starting with a digit, at most 48 bytes); it is quoted, so it is
 // case-sensitive. New does not touch the database; call CreateSchema or
 // create the table by migration.
-func New(db *sql.DB, dialect Dialect, table string) (*Store, error) {
+func New(db *sql.DB, dialect Dialect, table string, opts ...Option) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("sqlstore: db is nil")
+		return nil, errors.New("sql dedup store: db is nil")
 	}
 	if !validTable(table) {
-		return nil, fmt.Errorf("sqlstore: invalid table name %q: want letters, digits and underscores, not starting with a digit, at most %d bytes", table, maxTableLen)
+		return nil, fmt.Errorf("sql dedup store: invalid table name %q: want letters, digits and underscores, not starting with a digit, at most %d bytes", table, maxTableLen)
 	}
 	stmt, err := newStatements(dialect, table)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, dialect: dialect, stmt: stmt}, nil
+	st := &Store{db: db, dialect: dialect, stmt: stmt, timeout: DefaultCallTimeout}
+	for _, opt := range opts {
+		opt(st)
+	}
+	return st, nil
 }
 
 // CreateSchema creates the table and its expires_at index unless they
@@ -79,6 +112,8 @@ func New(db *sql.DB, dialect Dialect, table string) (*Store, error) {
 // processes at the same moment: PostgreSQL's CREATE TABLE IF NOT EXISTS
 // can fail when two sessions race.
 func (s *Store) CreateSchema(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	for _, q := range s.stmt.schema {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return unavailable("create schema", err)
@@ -93,6 +128,8 @@ func (s *Store) CreateSchema(ctx context.Context) error {
 // that already holds the key returns Claimed without extending the lease.
 // Database errors wrap middleware.ErrStoreUnavailable.
 func (s *Store) Claim(ctx context.Context, key, owner string, lease time.Duration) (middleware.ClaimResult, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := validate(key, owner, lease); err != nil {
 		return 0, err
 	}
@@ -168,7 +205,7 @@ func (s *Store) Complete(ctx context.Context, key, owner string, ttl time.Durati
 // tx must be on the Store's database.
 func (s *Store) CompleteTx(ctx context.Context, tx *sql.Tx, key, owner string, ttl time.Duration) error {
 	if tx == nil {
-		return errors.New("sqlstore: tx is nil")
+		return errors.New("sql dedup store: tx is nil")
 	}
 	return s.complete(ctx, tx, key, owner, ttl)
 }
@@ -179,6 +216,8 @@ type execer interface {
 }
 
 func (s *Store) complete(ctx context.Context, e execer, key, owner string, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := validate(key, owner, ttl); err != nil {
 		return err
 	}
@@ -208,6 +247,8 @@ func (s *Store) complete(ctx context.Context, e execer, key, owner string, ttl t
 // hold the key, or the key is done, nothing changes and Release returns
 // nil.
 func (s *Store) Release(ctx context.Context, key, owner string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := validate(key, owner, 1); err != nil {
 		return err
 	}
@@ -224,6 +265,8 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 // using the expires_at index. An owner whose expired claim was purged gets
 // ErrLeaseLost from Complete, as if the key had been taken over.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res, err := s.db.ExecContext(ctx, s.stmt.purge)
 	if err != nil {
 		return 0, unavailable("purge", err)
@@ -277,7 +320,7 @@ func micros(d time.Duration) int64 {
 // unavailable wraps a database error so that both
 // middleware.ErrStoreUnavailable and the original error match errors.Is.
 func unavailable(op string, err error) error {
-	return fmt.Errorf("sqlstore: %s: %w: %w", op, middleware.ErrStoreUnavailable, err)
+	return fmt.Errorf("sql dedup store: %s: %w: %w", op, middleware.ErrStoreUnavailable, err)
 }
 
 // retryable reports whether err made the database abort the statement as a
