@@ -186,14 +186,16 @@ func (t *target) initGroup(sub message.Subscriber, topic string) error {
 			return si.SubscribeInitialize(topic)
 		}
 	case "memory":
-		if ms, ok := sub.(*memory.Subscriber); ok {
-			// A subscription creates the group, which keeps collecting
-			// messages after it ends.
-			ctx, cancel := context.WithCancel(context.Background())
-			_, err := ms.Subscribe(ctx, topic)
-			cancel()
-			return errors.Join(err, ms.Close())
+		ms, ok := sub.(*memory.Subscriber)
+		if !ok {
+			break // raw Watermill's GoChannel
 		}
+		// A subscription creates the group, which keeps collecting
+		// messages after it ends.
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := ms.Subscribe(ctx, topic)
+		cancel()
+		return errors.Join(err, ms.Close())
 	}
 	return nil
 }

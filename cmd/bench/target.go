@@ -90,8 +90,12 @@ func newTarget(_ context.Context, name string, o options, env []string) (*target
 		// nobody subscribes to yet is dropped, and the backlog being
 		// measured is published before the Router subscribes. GoChannel
 		// has no consumer groups: every subscriber receives every message.
+		// Its logger is its default (nil: none), not t.wlog: it logs "No
+		// subscribers to send message" at info level for every message
+		// published before the Router subscribes, and formatting those
+		// lines for io.Discard would be counted as GoChannel's cost.
 		t.rawPubSub = func(string) (message.Publisher, message.Subscriber, error) {
-			ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, t.wlog)
+			ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, nil)
 			return ps, ps, nil
 		}
 	case *kafka.Config:
