@@ -16,10 +16,19 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Environ(), os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	os.Exit(command(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// command runs bench with args (without the program name) and returns its
+// exit status: 0 when every measurement succeeded and for -help or -h
+// (which print the usage), 1 otherwise, with the error on stderr.
+func command(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, env, stdout)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(stderr, "bench:", err)
+	return 1
 }
 
 // options are the command's flags.
@@ -33,11 +42,20 @@ type options struct {
 	cpuProfile   string
 }
 
-var allTransports = []string{"kafka", "amqp", "postgres", "mysql"}
+// allTransports are the transports -transport all measures, in order.
+var allTransports = []string{"memory", "kafka", "amqp", "postgres", "mysql"}
+
+const usage = `usage: go run ./cmd/bench [flags]
+
+Measures publish and consume throughput of millrace's transports against raw
+Watermill on the same broker (see "go doc ./cmd/bench").
+
+`
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	var o options
 	which := fs.String("transport", "all", "transport to measure: "+strings.Join(allTransports, ", ")+", or all")
 	fs.IntVar(&o.n, "n", 20000, "messages per measurement")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,8 @@ func TestParseFlags_Errors(t *testing.T) {
 		{[]string{"-n", "0"}, "-n 0: must be at least 1"},
 		{[]string{"-publishers", "0"}, "-publishers 0: must be at least 1"},
 		{[]string{"-batch", "0"}, "-batch 0: must be at least 1"},
-		{[]string{"-transport", "carrier-pigeon"}, `-transport "carrier-pigeon": known transports are kafka, amqp, postgres, mysql, or all`},
+		{[]string{"-transport", "carrier-pigeon"}, `-transport "carrier-pigeon": known transports are memory, kafka, amqp, postgres, mysql, or all`},
+		{[]string{"-transport", "memory,tcp"}, `-transport "tcp": known transports are memory, kafka, amqp, postgres, mysql, or all`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -29,11 +31,58 @@ func TestParseFlags_Errors(t *testing.T) {
 	}
 }
 
-// TestRun runs a small measurement end to end on the in-process Kafka
-// broker and on RabbitMQ: both sides publish and consume every message,
-// and the table shows both rates on every row.
+func TestParseFlags_Transports(t *testing.T) {
+	cases := []struct {
+		arg  string
+		want []string
+	}{
+		{"all", []string{"memory", "kafka", "amqp", "postgres", "mysql"}},
+		{"memory", []string{"memory"}},
+		{"memory,kafka", []string{"memory", "kafka"}},
+	}
+	for _, c := range cases {
+		t.Run(c.arg, func(t *testing.T) {
+			o, err := parseFlags([]string{"-transport", c.arg}, io.Discard)
+			if err != nil || !slices.Equal(o.transports, c.want) {
+				t.Errorf("parseFlags(-transport %s) = %q, %v; want %q", c.arg, o.transports, err, c.want)
+			}
+		})
+	}
+}
+
+func TestCommand_ExitStatus(t *testing.T) {
+	cases := []struct {
+		args   []string
+		code   int
+		stdout string // in stdout
+		stderr string // in stderr; "" wants it empty
+	}{
+		{args: []string{"-help"}, code: 0, stdout: "usage: go run ./cmd/bench"},
+		{args: []string{"-h"}, code: 0, stdout: "-transport string"},
+		{args: []string{"-transport", "carrier-pigeon"}, code: 1, stderr: `bench: -transport "carrier-pigeon"`},
+		{args: []string{"-no-such-flag"}, code: 1, stdout: "usage: go run ./cmd/bench", stderr: "bench: flag provided but not defined: -no-such-flag"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := command(context.Background(), c.args, nil, &stdout, &stderr)
+			if code != c.code || !strings.Contains(stdout.String(), c.stdout) ||
+				(c.stderr == "" && stderr.Len() > 0) || !strings.Contains(stderr.String(), c.stderr) {
+				t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, %q in stdout, %q in stderr", code, stdout.String(), stderr.String(), c.code, c.stdout, c.stderr)
+			}
+			if strings.Contains(stdout.String(), "millrace bench:") {
+				t.Errorf("measured after %q:\n%s", c.args, stdout.String())
+			}
+		})
+	}
+}
+
+// TestRun runs a small measurement end to end on the memory transport
+// (against Watermill's GoChannel), the in-process Kafka broker and
+// RabbitMQ: both sides publish and consume every message, and the table
+// shows both rates on every row.
 func TestRun(t *testing.T) {
-	for _, transport := range []string{"kafka", "amqp"} {
+	for _, transport := range []string{"memory", "kafka", "amqp"} {
 		t.Run(transport, func(t *testing.T) {
 			var out bytes.Buffer
 			err := run(context.Background(), []string{"-transport", transport, "-n", "300", "-publishers", "4", "-batch", "50"}, nil, &out)
@@ -62,6 +111,18 @@ func TestRun(t *testing.T) {
 				t.Errorf("%d %s rows, want %d:\n%s", rows, transport, want, out.String())
 			}
 		})
+	}
+}
+
+// TestRun_MemoryBacklogBeyondRetention checks that the millrace rows on
+// memory drain a backlog larger than the memory broker's retention (what a
+// consumer group that subscribes after publishing would start with): the
+// group exists before the messages are published.
+func TestRun_MemoryBacklogBeyondRetention(t *testing.T) {
+	env := []string{"MILLRACE_TRANSPORT_MEMORY_RETENTION=10"}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-transport", "memory", "-n", "300", "-batch", "50", "-timeout", "10s"}, env, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/framework"
 	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/memory"
 )
 
 // order is the payload every measurement publishes: about 100 bytes of
@@ -130,7 +131,7 @@ func (t *target) millrace(ctx context.Context, o options, batch int) (pubRate, c
 			c.hit()
 		}
 	}))
-	if t.name == "amqp" {
+	if t.name == "amqp" || t.name == "memory" {
 		sub, err := tr.Subscriber(group)
 		if err != nil {
 			return 0, 0, err
@@ -174,13 +175,27 @@ func setEnvelope(m *message.Message) {
 
 // initGroup makes sure group's queue exists before messages are published,
 // on brokers where a group receives only what is published after it
-// subscribed (RabbitMQ). Logs (Kafka, SQL) need nothing.
+// subscribed (RabbitMQ), or only the last memory.Config.Retention messages
+// published before (millrace's memory broker, 10,000 by default, fewer than
+// a measurement's 20,000). Logs (Kafka, SQL) need nothing, nor does raw
+// Watermill's GoChannel, which keeps every message (Persistent).
 func (t *target) initGroup(sub message.Subscriber, topic string) error {
-	if t.name != "amqp" {
-		return nil
-	}
-	if si, ok := sub.(message.SubscribeInitializer); ok {
-		return si.SubscribeInitialize(topic)
+	switch t.name {
+	case "amqp":
+		if si, ok := sub.(message.SubscribeInitializer); ok {
+			return si.SubscribeInitialize(topic)
+		}
+	case "memory":
+		ms, ok := sub.(*memory.Subscriber)
+		if !ok {
+			break // raw Watermill's GoChannel
+		}
+		// A subscription creates the group, which keeps collecting
+		// messages after it ends.
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := ms.Subscribe(ctx, topic)
+		cancel()
+		return errors.Join(err, ms.Close())
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	_ "github.com/go-sql-driver/mysql" // raw watermill-sql on MySQL
 	_ "github.com/jackc/pgx/v5/stdlib" // raw watermill-sql on PostgreSQL
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -23,6 +24,7 @@ import (
 	"github.com/millrace/millrace/transports/amqp"
 	"github.com/millrace/millrace/transports/kafka"
 	"github.com/millrace/millrace/transports/kafka/kafkatest"
+	"github.com/millrace/millrace/transports/memory"
 	sqltransport "github.com/millrace/millrace/transports/sql"
 )
 
@@ -82,6 +84,20 @@ func newTarget(_ context.Context, name string, o options, env []string) (*target
 	}
 
 	switch c := t.cfg.Transport.Section().(type) {
+	case *memory.Config:
+		// Watermill's in-process Pub/Sub. Persistent is the one change
+		// from its defaults: without it, a message published to a topic
+		// nobody subscribes to yet is dropped, and the backlog being
+		// measured is published before the Router subscribes. GoChannel
+		// has no consumer groups: every subscriber receives every message.
+		// Its logger is its default (nil: none), not t.wlog: it logs "No
+		// subscribers to send message" at info level for every message
+		// published before the Router subscribes, and formatting those
+		// lines for io.Discard would be counted as GoChannel's cost.
+		t.rawPubSub = func(string) (message.Publisher, message.Subscriber, error) {
+			ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, nil)
+			return ps, ps, nil
+		}
 	case *kafka.Config:
 		t.rawPubSub = func(group string) (message.Publisher, message.Subscriber, error) {
 			pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{Brokers: c.Brokers, Marshaler: wkafka.DefaultMarshaler{}}, t.wlog)

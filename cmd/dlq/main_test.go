@@ -44,19 +44,19 @@ func poison(id, handler, topic, reason string, lastFailed time.Time) *message.Me
 }
 
 // seeded returns a command whose transport is tr, an open memory transport
-// whose poison topic shop.poison holds three entries.
-func seeded(t *testing.T) (command, transports.Transport) {
+// whose poison topic shop.poison holds three entries, then extra.
+func seeded(t *testing.T, extra ...*message.Message) (command, transports.Transport) {
 	t.Helper()
 	tr, err := memory.Kind().Open(t.Context(), memory.DefaultConfig(), transports.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tr.Close() })
-	for _, m := range []*message.Message{
+	for _, m := range append([]*message.Message{
 		poison("p1", "place-order", "orders.commands", "inventory: connection refused", t0.Add(time.Minute)),
 		poison("p2", "notify", "orders.events", "smtp:\n\tmailbox full", t0.Add(2*time.Minute)),
 		poison("p3", "place-order", "", "no topic", t0.Add(3*time.Minute)),
-	} {
+	}, extra...) {
 		if err := tr.Publisher().Publish("shop.poison", m); err != nil {
 			t.Fatal(err)
 		}
@@ -173,6 +173,108 @@ func TestReplay(t *testing.T) {
 	if m.UUID != "p1" || m.Metadata.Get(millrace.MetadataReplayCount) != "1" ||
 		m.Metadata.Get(millrace.MetadataPoisonReason) != "" || m.Metadata.Get(millrace.MetadataRetryAttempts) != "" {
 		t.Errorf("replayed %s with metadata %v", m.UUID, m.Metadata)
+	}
+}
+
+// failedAgain is p1 as the poison queue sets it aside after its first
+// replay failed too: same id, replay_count 1, a later failure and another
+// reason.
+func failedAgain() *message.Message {
+	m := poison("p1", "place-order", "orders.commands", "decode PlaceOrder: unexpected field", t0.Add(4*time.Minute))
+	m.Metadata.Set(millrace.MetadataReplayCount, "1")
+	return m
+}
+
+// TestReplayedAndFailedAgain_ListedOnce: a replayed message that failed again is in
+// the poison topic twice; list shows it once, with its latest failure, and
+// filters see only that failure.
+func TestReplayedAndFailedAgain_ListedOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []string // rows: id, replays, last failure
+	}{
+		{name: "all", args: []string{"list"}, want: []string{"p2 0 2026-11-23T10:02:00Z", "p3 0 2026-11-23T10:03:00Z", "p1 1 2026-11-23T10:04:00Z"}},
+		{name: "id", args: []string{"list", "-id", "p1"}, want: []string{"p1 1 2026-11-23T10:04:00Z"}},
+		{name: "error of the latest failure", args: []string{"list", "-error", "unexpected field"}, want: []string{"p1 1 2026-11-23T10:04:00Z"}},
+		{name: "error of an earlier failure", args: []string{"list", "-error", "refused"}},
+		{name: "since before the latest failure", args: []string{"list", "-handler", "place-order", "-since", "2026-11-23T10:03:30Z"}, want: []string{"p1 1 2026-11-23T10:04:00Z"}},
+		{name: "until after the earlier failure only", args: []string{"list", "-until", "2026-11-23T10:01:30Z"}},
+		{name: "topic", args: []string{"list", "-topic", "orders.commands"}, want: []string{"p1 1 2026-11-23T10:04:00Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := seeded(t, failedAgain())
+			r := c.exec(t, []string{"MILLRACE_SERVICE_NAME=shop"}, tt.args...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+			var got []string
+			for _, l := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+				f := strings.Fields(l)
+				if len(f) > 5 && strings.HasPrefix(f[0], "p") {
+					got = append(got, f[0]+" "+f[4]+" "+f[5])
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("rows %q, want %q; stdout:\n%s", got, tt.want, r.stdout)
+			}
+		})
+	}
+}
+
+func TestReplayedAndFailedAgain_ReplayedOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{
+			name: "all",
+			args: []string{"replay", "-all"},
+			want: "replayed p2 to orders.events (replay 1)\n" +
+				"replayed p1 to orders.commands (replay 2)\n" +
+				"skipped  p3: no original topic (metadata poison_topic is missing)\n" +
+				"2 replayed, 1 skipped from poison topic shop.poison\n",
+		},
+		{
+			name: "filter on the earlier failure",
+			args: []string{"replay", "-error", "refused"},
+			want: "0 replayed, 0 skipped from poison topic shop.poison\n",
+		},
+		{
+			name: "filter on the latest failure",
+			args: []string{"replay", "-error", "unexpected field"},
+			want: "replayed p1 to orders.commands (replay 2)\n" +
+				"1 replayed, 0 skipped from poison topic shop.poison\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, tr := seeded(t, failedAgain())
+			r := c.exec(t, []string{"MILLRACE_SERVICE_NAME=shop"}, tt.args...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+			if r.stdout != tt.want {
+				t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, tt.want)
+			}
+			got, err := tr.(interface {
+				Browse(context.Context, string) ([]*message.Message, error)
+			}).Browse(t.Context(), "orders.commands")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Count(tt.want, "replayed p1 ")
+			if len(got) != want {
+				t.Fatalf("orders.commands holds %d messages, want %d", len(got), want)
+			}
+			for _, m := range got {
+				if m.UUID != "p1" || m.Metadata.Get(millrace.MetadataReplayCount) != "2" {
+					t.Errorf("replayed %s with replay_count %q, want p1 with 2", m.UUID, m.Metadata.Get(millrace.MetadataReplayCount))
+				}
+			}
+		})
 	}
 }
 

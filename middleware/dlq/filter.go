@@ -11,19 +11,22 @@ import (
 )
 
 // Filter selects poison entries. Every condition that is set must hold; the
-// zero Filter matches every message.
+// zero Filter matches every message. [List] and [Replay] apply it to each
+// dead letter's latest failure, never to the earlier failures of a message
+// that was replayed.
 type Filter struct {
 	// Handler is the failed handler's name (exact match on
-	// millrace.MetadataPoisonHandler).
+	// [millrace.MetadataPoisonHandler]).
 	Handler string
 	// Topic is the original topic (exact match on
-	// millrace.MetadataPoisonTopic).
+	// [millrace.MetadataPoisonTopic]).
 	Topic string
 	// ErrorContains is text the failure reason contains, ignoring case.
 	ErrorContains string
-	// Since and Until bound the last failure (millrace.MetadataPoisonLastFailedAt):
-	// Since <= last failure < Until. An entry whose last failure time is
-	// missing or malformed does not match when either is set.
+	// Since and Until bound the last failure
+	// ([millrace.MetadataPoisonLastFailedAt]): Since <= last failure < Until.
+	// An entry whose last failure time is missing or malformed does not
+	// match when either is set.
 	Since, Until time.Time
 	// IDs, if not empty, are the only message ids that match.
 	IDs []string
@@ -39,7 +42,8 @@ func (f Filter) IsZero() bool {
 }
 
 // Matches reports whether m, a message of the poison topic, meets every
-// condition of f.
+// condition of f. It looks at m alone; that m is a message's latest failure
+// is for the caller to know (see [List]).
 func (f Filter) Matches(m *message.Message) bool {
 	md := m.Metadata
 	switch {

@@ -95,8 +95,25 @@ func TestReplay_Skips(t *testing.T) {
 				{id: "p2", handler: "h", topic: "orders", reason: "other"},
 				{id: "p1", handler: "h", topic: "orders", reason: "after replay", replays: 1},
 			},
-			wantReplay:  []dlq.Replayed{{ID: "p2", Topic: "orders", ReplayCount: 1}, {ID: "p1", Topic: "orders", ReplayCount: 2}},
-			wantSkipped: []dlq.Skipped{{ID: "p1", Reason: dlq.SkipSuperseded}},
+			wantReplay: []dlq.Replayed{{ID: "p2", Topic: "orders", ReplayCount: 1}, {ID: "p1", Topic: "orders", ReplayCount: 2}},
+		},
+		{
+			name: "replayed and failed again: the filter applies to the last failure",
+			entries: []poisoned{
+				{id: "p1", handler: "h", topic: "orders", reason: "connection refused"},
+				{id: "p1", handler: "h", topic: "orders", reason: "decode: bad field", replays: 1},
+			},
+			filter: dlq.Filter{ErrorContains: "refused"},
+		},
+		{
+			name: "replayed and failed again: a filter on the last failure replays it with the next count",
+			entries: []poisoned{
+				{id: "p1", handler: "h", topic: "orders", reason: "connection refused", replays: 2},
+				{id: "p1", handler: "h", topic: "orders", reason: "connection refused", replays: 1},
+				{id: "p1", handler: "h", topic: "orders", reason: "decode: bad field"},
+			},
+			filter:     dlq.Filter{ErrorContains: "refused"},
+			wantReplay: []dlq.Replayed{{ID: "p1", Topic: "orders", ReplayCount: 3}},
 		},
 		{
 			name: "same message failed in two handlers of one topic: one publish reaches both",
@@ -105,7 +122,16 @@ func TestReplay_Skips(t *testing.T) {
 				{id: "p1", handler: "b", topic: "orders", reason: "r"},
 			},
 			wantReplay:  []dlq.Replayed{{ID: "p1", Topic: "orders", ReplayCount: 1}},
-			wantSkipped: []dlq.Skipped{{ID: "p1", Reason: dlq.SkipSuperseded}},
+			wantSkipped: []dlq.Skipped{{ID: "p1", Reason: dlq.SkipSameMessage}},
+		},
+		{
+			name: "a handler whose failure a later round answered is not replayed",
+			entries: []poisoned{
+				{id: "p1", handler: "a", topic: "orders", reason: "r"},
+				{id: "p1", handler: "b", topic: "orders", reason: "r"},
+				{id: "p1", handler: "b", topic: "orders", reason: "again", replays: 1},
+			},
+			filter: dlq.Filter{Handler: "a"},
 		},
 		{
 			name:    "scoped by exclude ids",
