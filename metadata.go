@@ -76,3 +76,22 @@ const (
 	// the poison queue.
 	MetadataReplayCount = "replay_count"
 )
+
+// Metadata of the programming model (package cqrs). A request carries
+// reply_to and reply_instance; its reply carries the request's id as
+// causation_id, reply_instance back, and reply_error when the handler
+// failed. Services in other languages answer a request by publishing to its
+// reply_to topic with those three.
+const (
+	// MetadataEntityID is the id of the entity (aggregate, order) a message
+	// is about; it is also the message's partition key.
+	MetadataEntityID = "entity_id"
+	// MetadataReplyTo is the topic a request's reply is to be published to.
+	MetadataReplyTo = "reply_to"
+	// MetadataReplyInstance names the service instance that sent a request:
+	// its reply goes back to that instance alone.
+	MetadataReplyInstance = "reply_instance"
+	// MetadataReplyError is the error text of a handler that failed a
+	// request; a reply without it succeeded.
+	MetadataReplyError = "reply_error"
+)

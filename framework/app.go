@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
@@ -38,6 +39,7 @@ import (
 // otherwise it is nacked and the transport delivers it again.
 type App struct {
 	cfg       *Config
+	instance  string
 	logger    *slog.Logger
 	transport transports.Transport
 	publisher message.Publisher
@@ -98,6 +100,7 @@ func New(cfg *Config, logger *slog.Logger, tr transports.Transport) (*App, error
 	}
 	a := &App{
 		cfg:        cfg,
+		instance:   watermill.NewShortUUID(),
 		logger:     logger.With(slog.String("service", cfg.Service.Name)),
 		transport:  tr,
 		publisher:  tr.Publisher(),
@@ -111,6 +114,21 @@ func New(cfg *Config, logger *slog.Logger, tr transports.Transport) (*App, error
 	a.handlerCtx, a.cancelHandlers = context.WithCancel(context.Background())
 	a.subCtx, a.cancelSubs = context.WithCancel(context.Background())
 	return a, nil
+}
+
+// InstanceID returns the id of this App, unique to the process run: what
+// tells two instances of one service apart (request/reply uses it to route
+// replies to the instance that asked).
+func (a *App) InstanceID() string { return a.instance }
+
+// RegistrationError records a problem that a layer above the App (cqrs,
+// saga) found while registering with it, such as a command with two
+// handlers. Start and Run report it with the App's own registration
+// problems and do not start. Call it before Start.
+func (a *App) RegistrationError(err error) {
+	if err != nil {
+		a.regErrs = append(a.regErrs, err)
+	}
 }
 
 // Config returns the App's configuration. It must not be modified.
@@ -145,6 +163,12 @@ func (a *App) register(name, topic string, fn message.HandlerFunc, opts []Handle
 	}
 	for _, opt := range opts {
 		opt(h)
+	}
+	if h.ephemeral {
+		h.concurrency = 1
+		if name != "" {
+			h.group = a.cfg.Service.Name + "." + name + "." + a.instance
+		}
 	}
 	h.consumer = millrace.Consumer{Service: a.cfg.Service.Name, Handler: name, Topic: topic, Group: h.group, Stopping: a.stopIntake}
 	h.base = millrace.WithConsumer(a.handlerCtx, &h.consumer)
@@ -227,6 +251,16 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 		for i := len(layer) - 1; i >= 0; i-- {
 			chain = layer[i](chain)
 		}
+	}
+	if es, ok := a.transport.(transports.EphemeralSubscriber); ok && h.ephemeral {
+		ch, err := es.SubscribeEphemeral(a.subCtx, h.topic)
+		if err != nil {
+			return fmt.Errorf("subscribe to %q for this instance: %w", h.topic, err)
+		}
+		a.loops.Add(1)
+		go a.consume(h, chain, ch, false)
+		a.logger.Debug("handler started", slog.String("handler", h.name), slog.String("topic", h.topic), slog.Bool("ephemeral", true))
+		return nil
 	}
 	sub, err := a.transport.Subscriber(h.group)
 	if err != nil {
@@ -408,6 +442,29 @@ func (a *App) failed(err error) {
 	case a.fatal <- err:
 	default: // one is enough to stop
 	}
+}
+
+// Prepare makes the broker keep what is published to topic for consumer
+// group from now on, also before any consumer of the group has started: on
+// RabbitMQ it declares the group's queue and binds it; transports that keep
+// topics as logs (memory, Kafka, SQL) may record the group. Senders of
+// point-to-point messages (commands) call it so that nothing they send is
+// dropped for want of a consumer.
+func (a *App) Prepare(ctx context.Context, topic, group string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sub, err := a.transport.Subscriber(group)
+	if err != nil {
+		return fmt.Errorf("prepare group %q of %q: %w", group, topic, err)
+	}
+	defer sub.Close()
+	if si, ok := sub.(message.SubscribeInitializer); ok {
+		if err := si.SubscribeInitialize(topic); err != nil {
+			return fmt.Errorf("prepare group %q of %q: %w", group, topic, err)
+		}
+	}
+	return nil
 }
 
 // Started returns a channel that is closed once Start (or Run) has opened

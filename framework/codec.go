@@ -3,6 +3,7 @@ package framework
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 )
 
 // Codec turns typed messages into payload bytes and back. The App uses one
@@ -38,10 +39,27 @@ type TypeNamer interface {
 	MessageType() string
 }
 
+// Versioned is implemented by message types that carry a schema version:
+// their type name ends in ".v" and the version ("OrderPlaced.v2"), so that
+// consumers tell the versions apart and an upcaster can turn one into the
+// next. A type without it has an unversioned name.
+type Versioned interface {
+	MessageVersion() int
+}
+
 // TypeName returns the type name that millrace stamps on a message carrying
-// v: v.MessageType() if v implements TypeNamer, else the name of v's type
-// (through pointers).
+// v (the message_type metadata): v.MessageType() if v implements
+// [TypeNamer], else the name of v's type (through pointers); followed by
+// ".v<N>" if v implements [Versioned] with version N.
 func TypeName(v any) string {
+	name := baseName(v)
+	if ver, ok := v.(Versioned); ok && name != "" {
+		name += ".v" + strconv.Itoa(ver.MessageVersion())
+	}
+	return name
+}
+
+func baseName(v any) string {
 	if n, ok := v.(TypeNamer); ok {
 		return n.MessageType()
 	}
@@ -55,14 +73,23 @@ func TypeName(v any) string {
 	return t.Name()
 }
 
-// TypeNameOf returns the type name (see TypeName) of messages of type T.
+// TypeNameOf returns the type name (see [TypeName]) of messages of type T.
+// Methods on the pointer type count too.
 func TypeNameOf[T any]() string {
-	var zero T
-	if n, ok := any(zero).(TypeNamer); ok {
-		return n.MessageType()
+	t := reflect.TypeFor[T]()
+	if t.Kind() == reflect.Pointer {
+		// A non-nil value, so that methods with value receivers can run.
+		return TypeName(reflect.New(t.Elem()).Interface())
 	}
-	if n, ok := any(new(T)).(TypeNamer); ok {
-		return n.MessageType()
+	var zero T
+	if !hasNameMethods(any(zero)) && hasNameMethods(any(new(T))) {
+		return TypeName(new(T))
 	}
 	return TypeName(zero)
+}
+
+func hasNameMethods(v any) bool {
+	_, named := v.(TypeNamer)
+	_, versioned := v.(Versioned)
+	return named || versioned
 }

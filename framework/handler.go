@@ -20,6 +20,7 @@ type handler struct {
 	concurrency int
 	maxInFlight int // 0: one per partition
 	publishTo   string
+	ephemeral   bool // one subscription of this instance alone (see Ephemeral)
 	middleware  []message.HandlerMiddleware
 	types       []string            // message types it takes; nil: all (see MessageTypes)
 	fn          message.HandlerFunc // the innermost function, see invoke
@@ -55,6 +56,16 @@ func MaxInFlight(n int) HandlerOption {
 // topic, and the instances of one service share them.
 func Group(name string) HandlerOption {
 	return func(h *handler) { h.group = name }
+}
+
+// Ephemeral makes the handler read its topic with one subscription of this
+// App instance alone, in no consumer group, from the moment the App starts:
+// on a transport that can ([transports.EphemeralSubscriber]) the broker
+// keeps nothing for it once the App stops. Elsewhere it consumes in a group
+// of its own, "<service.name>.<handler>.<instance id>". For messages meant
+// for one instance, such as replies to its requests; concurrency is 1.
+func Ephemeral() HandlerOption {
+	return func(h *handler) { h.ephemeral = true }
 }
 
 // PublishTo sets the topic that messages returned by a raw handler

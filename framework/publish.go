@@ -45,8 +45,8 @@ func WithID(id string) PublishOption {
 // nothing and a retried one does not publish twice. The message inherits the
 // handled message's correlation id and gets its id as causation id.
 //
-// Called with any other context, Publish sends at once and returns the
-// transport's error.
+// Called with any other context, or one made by [Immediate], Publish sends
+// at once and returns the transport's error.
 func (a *App) Publish(ctx context.Context, topic string, v any, opts ...PublishOption) error {
 	if topic == "" {
 		return errors.New("publish: empty topic")
@@ -82,7 +82,7 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 	for _, msg := range msgs {
 		a.stamp(handled, msg)
 	}
-	if hd != nil {
+	if hd != nil && ctx.Value(immediateKey{}) == nil {
 		for _, msg := range msgs {
 			hd.pending = append(hd.pending, outgoing{topic: topic, msg: msg})
 		}
@@ -95,6 +95,28 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// Withdraw drops what the handler running in ctx has published so far in
+// this attempt (with [App.Publish] or [App.PublishMessage] on a handler's
+// context): none of it is sent, whatever the handler returns. Messages sent
+// on an [Immediate] context are gone already. Outside a handler it does
+// nothing.
+func Withdraw(ctx context.Context) {
+	if hd := handlingFrom(ctx); hd != nil {
+		hd.pending = hd.pending[:0]
+	}
+}
+
+type immediateKey struct{}
+
+// Immediate returns a handler's context whose publishes are sent at once
+// rather than when the handler returns, still carrying the handled
+// message's correlation id: for a message the handler must see delivered
+// before it can go on, such as a request whose reply it waits for. What is
+// sent this way is not withdrawn if the handler then fails.
+func Immediate(ctx context.Context) context.Context {
+	return context.WithValue(ctx, immediateKey{}, true)
 }
 
 // stamp sets the envelope entries that msg lacks: the correlation and

@@ -452,3 +452,6 @@ func (p *recordingPublisher) Publish(topic string, msgs ...*message.Message) err
 	p.rec.recordPublished(topic, msgs)
 	return nil
 }
+
+// T returns the test the harness belongs to, for helpers built on it.
+func (h *Harness) T() testing.TB { return h.t }
