@@ -1,6 +1,9 @@
-// Package sqltransport (directory transports/sql) carries messages through
-// PostgreSQL or MySQL/MariaDB tables with watermill-sql. PostgresKind and
-// MySQLKind register it as transport kinds "postgres" and "mysql".
+// Package sql carries messages through PostgreSQL or MySQL/MariaDB tables
+// with watermill-sql. PostgresKind and MySQLKind register it as transport
+// kinds "postgres" and "mysql". Importers name it sqltransport, as the
+// examples do, so that it does not hide database/sql:
+//
+//	import sqltransport "github.com/millrace/millrace/transports/sql"
 //
 // # Tables
 //
@@ -105,4 +108,4 @@
 //	}
 //	defer tr.Close()
 //	sub, err := tr.Subscriber("billing")
-package sqltransport
+package sql
