@@ -11,6 +11,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/amqp"
 )
 
@@ -139,11 +140,11 @@ func TestClose_IsIdempotentAndStopsEverything(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := tr.Subscriber("g"); !errors.Is(err, amqp.ErrClosed) {
+	if _, err := tr.Subscriber("g"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
 	}
 	err := tr.Delay(context.Background(), topic, "g", message.NewMessage(watermill.NewUUID(), nil), time.Second)
-	if !errors.Is(err, amqp.ErrClosed) {
+	if !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Delay after Close: %v, want ErrClosed", err)
 	}
 	if err := tr.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), nil)); err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/amqp"
 )
 
@@ -25,7 +26,7 @@ func openTransport(t testing.TB, mutate func(*amqp.Config)) *amqp.Transport {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	tr, err := amqp.Open(context.Background(), *cfg, slog.New(slog.DiscardHandler))
+	tr, err := amqp.Open(context.Background(), *cfg, transports.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
