@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/kafka"
 )
 
@@ -84,10 +86,10 @@ func TestDelay_Errors(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Errorf("second close: %v", err)
 	}
-	if err := tr.Delay(context.Background(), "t", "g", msg, time.Second); err != kafka.ErrClosed {
+	if err := tr.Delay(context.Background(), "t", "g", msg, time.Second); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("delay after close: got %v, want ErrClosed", err)
 	}
-	if _, err := tr.Subscriber("g"); err != kafka.ErrClosed {
+	if _, err := tr.Subscriber("g"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("subscriber after close: got %v, want ErrClosed", err)
 	}
 }
