@@ -3,6 +3,7 @@ package sql_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/middleware/dlq"
+	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
 )
 
@@ -83,7 +85,7 @@ func TestBrowse_AfterCloseIsErrClosed(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.Browse(context.Background(), "x"); err != sqltransport.ErrClosed {
+	if _, err := tr.Browse(context.Background(), "x"); !errors.Is(err, transports.ErrClosed) {
 		t.Fatalf("err = %v, want ErrClosed", err)
 	}
 }

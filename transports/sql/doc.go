@@ -102,7 +102,7 @@
 //
 //	cfg := sqltransport.PostgresDefaultConfig()
 //	cfg.DSN = "postgres://app:secret@db:5432/orders?sslmode=disable"
-//	tr, err := sqltransport.OpenPostgres(ctx, *cfg, logger)
+//	tr, err := sqltransport.OpenPostgres(ctx, *cfg, transports.Deps{Logger: logger})
 //	if err != nil {
 //		return err // the password is not in err
 //	}

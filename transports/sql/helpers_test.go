@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
 )
 
@@ -30,7 +31,7 @@ var backends = []backend{
 		driver: "pgx",
 		config: sqltransport.PostgresDefaultConfig,
 		open: func(ctx context.Context, c sqltransport.Config) (*sqltransport.Transport, error) {
-			return sqltransport.OpenPostgres(ctx, c, nil)
+			return sqltransport.OpenPostgres(ctx, c, transports.Deps{})
 		},
 		tables: "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
 		quote:  func(s string) string { return `"` + s + `"` },
@@ -40,7 +41,7 @@ var backends = []backend{
 		driver: "mysql",
 		config: sqltransport.MySQLDefaultConfig,
 		open: func(ctx context.Context, c sqltransport.Config) (*sqltransport.Transport, error) {
-			return sqltransport.OpenMySQL(ctx, c, nil)
+			return sqltransport.OpenMySQL(ctx, c, transports.Deps{})
 		},
 		tables: "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
 		quote:  func(s string) string { return "`" + s + "`" },
