@@ -90,7 +90,7 @@ func TestBrowse_Errors(t *testing.T) {
 		t.Errorf("Browse with done context = %v, want context.Canceled", err)
 	}
 	_ = b.Close()
-	if _, err := b.Browse(t.Context(), "poison"); !errors.Is(err, memory.ErrClosed) {
+	if _, err := b.Browse(t.Context(), "poison"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Browse after Close = %v, want ErrClosed", err)
 	}
 }

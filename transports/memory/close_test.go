@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/memory"
 )
 
@@ -130,11 +131,11 @@ func TestPublishAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := b.Publish("orders", msg("m0", "")); !errors.Is(err, memory.ErrClosed) {
+	if err := b.Publish("orders", msg("m0", "")); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
 	}
 	for name, s := range map[string]*memory.Subscriber{"made before Close": used, "made after Close": b.Subscriber("billing")} {
-		if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, memory.ErrClosed) {
+		if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Subscribe on subscriber %s: %v, want ErrClosed", name, err)
 		}
 	}
@@ -144,7 +145,7 @@ func TestSubscribeAfterSubscriberClose(t *testing.T) {
 	b := newBroker(t, nil)
 	s := b.Subscriber("billing")
 	_ = s.Close()
-	if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, memory.ErrClosed) {
+	if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
 	}
 	if err := b.Publish("orders", msg("m0", "")); err != nil {

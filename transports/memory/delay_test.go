@@ -177,7 +177,7 @@ func TestDelay_Errors(t *testing.T) {
 		{name: "nil message", group: "billing"},
 		{name: "anonymous group", group: "", msg: msg("d0", "")},
 		{name: "context done", ctx: cancelled, group: "billing", msg: msg("d0", ""), want: context.Canceled},
-		{name: "closed broker", b: closed, group: "billing", msg: msg("d0", ""), want: memory.ErrClosed},
+		{name: "closed broker", b: closed, group: "billing", msg: msg("d0", ""), want: transports.ErrClosed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,7 +220,7 @@ func TestDelay_CloseCancelsPendingDelays(t *testing.T) {
 		// bubble, goleak on one that outlives the package's tests.
 		time.Sleep(2 * time.Hour)
 		synctest.Wait()
-		if err := b.Delay(t.Context(), "orders", "billing", msg("late", ""), time.Second); !errors.Is(err, memory.ErrClosed) {
+		if err := b.Delay(t.Context(), "orders", "billing", msg("late", ""), time.Second); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Delay after Close = %v, want ErrClosed", err)
 		}
 	})

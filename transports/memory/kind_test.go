@@ -43,10 +43,10 @@ func TestKind_OpensWorkingTransport(t *testing.T) {
 		if err := tr.Close(); err != nil {
 			t.Errorf("second Close: %v", err)
 		}
-		if _, err := tr.Subscriber("billing"); !errors.Is(err, memory.ErrClosed) {
+		if _, err := tr.Subscriber("billing"); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
 		}
-		if err := tr.Publisher().Publish("orders", msg("m1", "")); !errors.Is(err, memory.ErrClosed) {
+		if err := tr.Publisher().Publish("orders", msg("m1", "")); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Publish after Close: %v, want ErrClosed", err)
 		}
 	})
@@ -107,7 +107,7 @@ func TestKindOn_ServicesShareTheBroker(t *testing.T) {
 		if err := billing.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := billing.Subscriber("billing"); !errors.Is(err, memory.ErrClosed) {
+		if _, err := billing.Subscriber("billing"); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
 		}
 		if err := shipping.Publisher().Publish("orders", msg("m1", "")); err != nil {
