@@ -77,7 +77,7 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 // is written with the configured acks; a message with metadata
 // partition_key is written to the partition of that key, so one key's
 // messages keep their publish order.
-func (t *Transport) Publisher() message.Publisher { return publisher{t.pub} }
+func (t *Transport) Publisher() message.Publisher { return publisher{t} }
 
 // Subscriber returns a subscriber in consumer group group: every group gets
 // every message, and each partition is read by one subscription of the group
@@ -185,7 +185,16 @@ func (t *Transport) Close() error {
 	return errors.Join(errs...)
 }
 
-// publisher hides the publisher's Close: the transport owns it.
-type publisher struct{ *wkafka.Publisher }
+// publisher is the transport's publisher without its Close: the transport
+// owns it. Its Publish fails with errClosed once the transport is closed.
+type publisher struct{ t *Transport }
+
+func (p publisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.t.pub.Publish(topic, msgs...)
+	if err != nil && p.t.subs.Closed() {
+		return fmt.Errorf("%w (%w)", errClosed, err)
+	}
+	return err
+}
 
 func (publisher) Close() error { return nil }
