@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -85,22 +84,6 @@ func (n *names) get() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]string(nil), n.list...)
-}
-
-// receive returns the next message from ch, acked, or fails after timeout.
-func receive(t *testing.T, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("subscription closed")
-		}
-		m.Ack()
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %v", timeout)
-		return nil
-	}
 }
 
 // newMessage returns a message with a new UUID and payload.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
@@ -118,31 +117,4 @@ func rawDB(t testing.TB, b backend, c sqltransport.Config) *stdsql.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-// subscribe subscribes a new subscriber of group to topic; the subscription
-// ends when the test does.
-func subscribe(t *testing.T, tr *sqltransport.Transport, group, topic string) <-chan *message.Message {
-	t.Helper()
-	sub, err := tr.Subscriber(group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// expectNone fails the test if ch delivers a message within wait.
-func expectNone(t *testing.T, ch <-chan *message.Message, wait time.Duration) {
-	t.Helper()
-	select {
-	case m := <-ch:
-		t.Fatalf("unexpected message %s (%q)", m.UUID, m.Payload)
-	case <-time.After(wait):
-	}
 }
