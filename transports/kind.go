@@ -59,7 +59,7 @@ func NewKind[C any, T Transport](name string, defaults func() *C, open func(cont
 // ValidateKind checks the transport that a config chooses: [Registry.Open]
 // and the framework's config validation both call it. kind must be one of
 // known, the kinds there are; otherwise the error is a
-// *millrace.ConfigError for key transport.kind that lists them, sorted.
+// *[millrace.ConfigError] for key transport.kind that lists them, sorted.
 // section is kind's config section: if it implements [Validator], the
 // errors of its Validate are returned with their keys prefixed
 // "transport.<kind>" (see [millrace.PrefixConfigKeys]). A nil section is
@@ -81,7 +81,8 @@ func ValidateKind(kind string, known []string, section any) error {
 }
 
 // Validator is implemented by config structs that can check themselves.
-// Keys in the ConfigErrors it returns are relative to the struct's section.
+// Keys in the [millrace.ConfigError] values it returns are relative to the
+// struct's section.
 type Validator interface {
 	Validate() error
 }

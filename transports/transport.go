@@ -42,7 +42,7 @@ type Deps struct {
 }
 
 // WithDefaults returns d with its zero fields filled in: a nil Logger
-// becomes slog.Default().
+// becomes [slog.Default]().
 func (d Deps) WithDefaults() Deps {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
@@ -95,7 +95,7 @@ func (r *Registry) DefaultConfigs() map[string]any {
 	return out
 }
 
-// CheckKind returns a *millrace.ConfigError for key transport.kind if name
+// CheckKind returns a *[millrace.ConfigError] for key transport.kind if name
 // is not a registered kind; the error lists the known kinds (see
 // [ValidateKind]).
 func (r *Registry) CheckKind(name string) error {

@@ -18,7 +18,7 @@ func Kind() transports.Kind {
 }
 
 // Open returns a transport on a new, empty [Broker] configured by cfg, which
-// must pass Validate, logging to deps.Logger. ctx is not used: there is
+// must pass [Config.Validate], logging to deps.Logger. ctx is not used: there is
 // nothing to connect to.
 func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	b, err := New(cfg, transports.WatermillLogger(deps.Logger))

@@ -1,7 +1,7 @@
 // Package sql carries messages through PostgreSQL or MySQL/MariaDB tables
-// with watermill-sql. PostgresKind and MySQLKind register it as transport
-// kinds "postgres" and "mysql". Importers name it sqltransport, as the
-// examples do, so that it does not hide database/sql:
+// with watermill-sql. [PostgresKind] and [MySQLKind] register it as
+// transport kinds "postgres" and "mysql". Importers name it sqltransport,
+// as the examples do, so that it does not hide database/sql:
 //
 //	import sqltransport "github.com/millrace/millrace/transports/sql"
 //
