@@ -28,12 +28,7 @@ func TestClose_DoesNotWaitForAnotherSubscriptionsAck(t *testing.T) {
 			if err := holder.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))); err != nil {
 				t.Fatal(err)
 			}
-			var m *message.Message
-			select {
-			case m = <-held:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no message")
-			}
+			m := transporttest.Next(t, held, 10*time.Second)
 			defer m.Ack()
 
 			transporttest.SubscribeGroup(t, waiter, "g", topic)
