@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/millrace/millrace"
@@ -141,12 +140,8 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", c.Log.Format, "must be one of: text, json")
 	}
-	if section, ok := c.Transport.Sections[c.Transport.Kind]; !ok {
-		bad("transport.kind", c.Transport.Kind, "unknown transport kind; known kinds: "+strings.Join(sortedKeys(c.Transport.Sections), ", "))
-	} else if v, ok := section.(transports.Validator); ok {
-		if err := v.Validate(); err != nil {
-			errs = append(errs, millrace.PrefixConfigKeys("transport."+c.Transport.Kind, err))
-		}
+	if err := transports.ValidateKind(c.Transport.Kind, sortedKeys(c.Transport.Sections), c.Transport.Section()); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Handlers.Concurrency < 1 || c.Handlers.Concurrency > MaxConcurrency {
 		bad("handlers.concurrency", strconv.Itoa(c.Handlers.Concurrency), fmt.Sprintf("must be between 1 and %d", MaxConcurrency))

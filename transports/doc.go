@@ -11,4 +11,13 @@
 //	reg, _ := transports.NewRegistry(memory.Kind())
 //	cfg := reg.DefaultConfigs()["memory"] // *memory.Config with defaults
 //	tr, err := reg.Open(ctx, "memory", cfg, transports.Deps{Logger: logger})
+//
+// Every kind package has the same shape, which [NewKind] turns into its
+// [Kind]: a Config struct with Validate, a DefaultConfig function returning
+// a *Config, and
+//
+//	func Open(ctx context.Context, cfg Config, deps transports.Deps) (*Transport, error)
+//
+// Its Transport keeps the subscribers it made in a [Subscribers] set, and
+// every error it returns because something is closed wraps [ErrClosed].
 package transports

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/millrace/millrace"
 )
 
 // Transport is an open connection to one broker.
@@ -44,27 +41,13 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// Kind describes one transport: how it is named in config, what its config
-// section looks like, and how it is opened.
-type Kind struct {
-	// Name is the value of transport.kind that selects this transport, and
-	// the name of its section under transport: in config.
-	Name string
-
-	// DefaultConfig returns a pointer to a new config struct for this kind,
-	// filled with defaults. The config loader decodes the kind's section
-	// into it (YAML tags name the keys), so it must be a pointer to a struct.
-	DefaultConfig func() any
-
-	// Open connects using cfg, a value returned by DefaultConfig and then
-	// decoded and validated.
-	Open func(ctx context.Context, cfg any, deps Deps) (Transport, error)
-}
-
-// Validator is implemented by config structs that can check themselves.
-// Keys in the ConfigErrors it returns are relative to the struct's section.
-type Validator interface {
-	Validate() error
+// WithDefaults returns d with its zero fields filled in: a nil Logger
+// becomes [slog.Default]().
+func (d Deps) WithDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d
 }
 
 // Registry holds the transport kinds a service can choose from. It is built
@@ -112,35 +95,21 @@ func (r *Registry) DefaultConfigs() map[string]any {
 	return out
 }
 
-// CheckKind returns a ConfigError for key transport.kind if name is not a
-// registered kind; the error lists the known kinds.
+// CheckKind returns a *[millrace.ConfigError] for key transport.kind if name
+// is not a registered kind; the error lists the known kinds (see
+// [ValidateKind]).
 func (r *Registry) CheckKind(name string) error {
-	if _, ok := r.kinds[name]; ok {
-		return nil
-	}
-	return &millrace.ConfigError{
-		Key:     "transport.kind",
-		Value:   name,
-		Problem: "unknown transport kind; known kinds: " + strings.Join(r.Names(), ", "),
-	}
+	return ValidateKind(name, r.Names(), nil)
 }
 
-// Open validates cfg (if it implements Validator) and opens the transport
-// that name selects. Validation errors carry keys prefixed with
-// "transport.<name>".
+// Open checks name and cfg with [ValidateKind] (validation errors carry keys
+// prefixed with "transport.<name>") and opens the transport that name
+// selects, with deps after [Deps.WithDefaults].
 func (r *Registry) Open(ctx context.Context, name string, cfg any, deps Deps) (Transport, error) {
-	if err := r.CheckKind(name); err != nil {
+	if err := ValidateKind(name, r.Names(), cfg); err != nil {
 		return nil, err
 	}
-	if v, ok := cfg.(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return nil, millrace.PrefixConfigKeys("transport."+name, err)
-		}
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	tr, err := r.kinds[name].Open(ctx, cfg, deps)
+	tr, err := r.kinds[name].Open(ctx, cfg, deps.WithDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("open transport %q: %w", name, err)
 	}

@@ -3,6 +3,7 @@ package transports_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,4 +123,99 @@ func TestEnsureUUID(t *testing.T) {
 			t.Fatalf("random ids %q, %q: want distinct, non-empty", a.UUID, b.UUID)
 		}
 	})
+}
+
+// kindConfig is the config section of the kind NewKind builds in the tests.
+type kindConfig struct{ URL string }
+
+type fakeTransport struct{ transports.Transport }
+
+func TestNewKind_OpensWithTheConfigAndDefaultDeps(t *testing.T) {
+	var got kindConfig
+	var gotDeps transports.Deps
+	k := transports.NewKind("fake", func() *kindConfig { return &kindConfig{URL: "fake://default"} },
+		func(_ context.Context, cfg kindConfig, deps transports.Deps) (*fakeTransport, error) {
+			got, gotDeps = cfg, deps
+			return &fakeTransport{}, nil
+		})
+	if k.Name != "fake" {
+		t.Errorf("Name = %q", k.Name)
+	}
+	cfg, ok := k.DefaultConfig().(*kindConfig)
+	if !ok || cfg.URL != "fake://default" || cfg == k.DefaultConfig() {
+		t.Fatalf("DefaultConfig = %#v, want a new *kindConfig with defaults per call", k.DefaultConfig())
+	}
+	cfg.URL = "fake://set"
+	tr, err := k.Open(context.Background(), cfg, transports.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.(*fakeTransport); !ok || got.URL != "fake://set" || gotDeps.Logger == nil {
+		t.Errorf("Open = %T, opened with %+v and logger %v; want the config given and a default logger", tr, got, gotDeps.Logger)
+	}
+}
+
+func TestNewKind_OpenErrors(t *testing.T) {
+	boom := errors.New("boom")
+	k := transports.NewKind("fake", func() *kindConfig { return &kindConfig{} },
+		func(_ context.Context, cfg kindConfig, _ transports.Deps) (*fakeTransport, error) {
+			if cfg.URL == "" {
+				return nil, boom
+			}
+			return &fakeTransport{}, nil
+		})
+	tests := []struct {
+		name string
+		cfg  any
+		want string
+	}{
+		{"other type", &sectionConfig{}, `transport kind "fake": config is *transports_test.sectionConfig, must be a non-nil *transports_test.kindConfig`},
+		{"value, not pointer", kindConfig{URL: "x"}, "config is transports_test.kindConfig"},
+		{"nil pointer", (*kindConfig)(nil), "config is *transports_test.kindConfig, must be a non-nil"},
+		{"nil", nil, "config is <nil>"},
+		{"open fails", &kindConfig{}, "boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := k.Open(context.Background(), tt.cfg, transports.Deps{})
+			if tr != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open = %v, %v; want nil and an error with %q", tr, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateKind(t *testing.T) {
+	known := []string{"memory", "amqp", "kafka"}
+	tests := []struct {
+		name    string
+		kind    string
+		section any
+		key     string // of the ConfigError wanted; "" for none
+		problem string
+	}{
+		{name: "known, valid", kind: "amqp", section: &sectionConfig{Port: 1}},
+		{name: "known, no section", kind: "amqp"},
+		{name: "known, section without Validate", kind: "kafka", section: &kindConfig{}},
+		{name: "unknown", kind: "kafak", section: &sectionConfig{}, key: "transport.kind", problem: "unknown transport kind; known kinds: amqp, kafka, memory"},
+		{name: "invalid section", kind: "amqp", section: &sectionConfig{}, key: "transport.amqp.port", problem: "must be greater than 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := transports.ValidateKind(tt.kind, known, tt.section)
+			if tt.key == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			var ce *millrace.ConfigError
+			if !errors.As(err, &ce) || ce.Key != tt.key || ce.Problem != tt.problem {
+				t.Fatalf("err = %v, want a ConfigError for %s: %s", err, tt.key, tt.problem)
+			}
+		})
+	}
+	if !slices.Equal(known, []string{"memory", "amqp", "kafka"}) {
+		t.Errorf("ValidateKind reordered its argument: %v", known)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // queueCounts returns queue's ready and unacknowledged message counts, as
@@ -67,7 +69,7 @@ func TestAcksOfAQuietQueueAreSentWithoutWaitingForMore(t *testing.T) {
 		if err := pub.Publish(topic, newMessage(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
-		receive(t, msgs, 10*time.Second)
+		transporttest.Receive(t, msgs, 10*time.Second)
 	}
 	// The subscription stays open: the acks must reach the broker by
 	// themselves, not only when it closes.
@@ -97,7 +99,7 @@ func TestHeldAcksAreSentBeforeTheSubscriptionCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range batch {
-		receive(t, msgs, 10*time.Second)
+		transporttest.Receive(t, msgs, 10*time.Second)
 	}
 	// Close at once: acks still held must be sent, or closing the channel
 	// requeues messages that were handled.
@@ -165,7 +167,7 @@ func TestAcksAreNotHeldBehindASlowHandler(t *testing.T) {
 	if err := openTransport(t, nil).Publisher().Publish(topic, newMessage("fast"), newMessage("slow")); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, msgs, 10*time.Second) // acked
+	transporttest.Receive(t, msgs, 10*time.Second) // acked
 	var slow *message.Message
 	select {
 	case slow = <-msgs: // handled for as long as the test runs

@@ -106,7 +106,7 @@ func (d *delayer) publish(ctx context.Context, target string, msg *message.Messa
 // held.
 func (d *delayer) channel() (*amqp091.Channel, error) {
 	if d.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if d.ch != nil && !d.ch.IsClosed() {
 		return d.ch, nil

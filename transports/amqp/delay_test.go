@@ -2,7 +2,6 @@ package amqp_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 var _ middleware.Delayer = (*amqp.Transport)(nil)
@@ -62,7 +62,7 @@ func TestDelay_DeliversToOneGroupAfterDelay(t *testing.T) {
 	if err := tr.Delay(context.Background(), topic, "a", msg, delay); err != nil {
 		t.Fatalf("Delay: %v", err)
 	}
-	got := receive(t, subs["a"], 10*time.Second)
+	got := transporttest.Receive(t, subs["a"], 10*time.Second)
 	if elapsed := time.Since(start); elapsed < delay {
 		t.Errorf("delivered after %v, want at least %v", elapsed, delay)
 	}
@@ -85,10 +85,10 @@ func TestDelay_DeliversToOneGroupAfterDelay(t *testing.T) {
 	if err := tr.Publisher().Publish(topic, marker); err != nil {
 		t.Fatal(err)
 	}
-	if first := receive(t, subs["b"], 10*time.Second); first.UUID != marker.UUID {
+	if first := transporttest.Receive(t, subs["b"], 10*time.Second); first.UUID != marker.UUID {
 		t.Errorf("group b received %s first, want only the marker %s", first.UUID, marker.UUID)
 	}
-	if first := receive(t, subs["a"], 10*time.Second); first.UUID != marker.UUID {
+	if first := transporttest.Receive(t, subs["a"], 10*time.Second); first.UUID != marker.UUID {
 		t.Errorf("group a received %s, want the marker %s", first.UUID, marker.UUID)
 	}
 }
@@ -106,7 +106,7 @@ func TestDelay_ShortDelayIsNotHeldBehindLongerOne(t *testing.T) {
 	if err := tr.Delay(context.Background(), topic, "g", short, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, subs["g"], 10*time.Second); got.UUID != short.UUID {
+	if got := transporttest.Receive(t, subs["g"], 10*time.Second); got.UUID != short.UUID {
 		t.Errorf("got %q first, want the short-delayed message", got.Payload)
 	}
 }
@@ -120,7 +120,7 @@ func TestDelay_ZeroDelayEnqueuesAtOnce(t *testing.T) {
 	if err := tr.Delay(context.Background(), topic, "g", msg, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, subs["g"], 10*time.Second); got.UUID != msg.UUID {
+	if got := transporttest.Receive(t, subs["g"], 10*time.Second); got.UUID != msg.UUID {
 		t.Errorf("got %s, want %s", got.UUID, msg.UUID)
 	}
 }
@@ -133,20 +133,5 @@ func TestClose_IsIdempotentAndStopsEverything(t *testing.T) {
 	if err := tr.Delay(context.Background(), topic, "g", message.NewMessage(watermill.NewUUID(), nil), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Close(); err != nil {
-		t.Fatalf("first Close: %v", err)
-	}
-	if err := tr.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := tr.Subscriber("g"); !errors.Is(err, amqp.ErrClosed) {
-		t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
-	}
-	err := tr.Delay(context.Background(), topic, "g", message.NewMessage(watermill.NewUUID(), nil), time.Second)
-	if !errors.Is(err, amqp.ErrClosed) {
-		t.Errorf("Delay after Close: %v, want ErrClosed", err)
-	}
-	if err := tr.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), nil)); err == nil {
-		t.Error("Publish after Close succeeded")
-	}
+	transporttest.CheckClosed(t, tr, topic, "g")
 }

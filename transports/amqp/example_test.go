@@ -3,11 +3,11 @@ package amqp_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/amqp"
 )
 
@@ -16,7 +16,7 @@ import (
 func ExampleOpen() {
 	cfg := amqp.DefaultConfig()
 	cfg.URL = "amqp://guest:guest@127.0.0.1:5672/"
-	tr, err := amqp.Open(context.Background(), *cfg, slog.Default())
+	tr, err := amqp.Open(context.Background(), *cfg, transports.Deps{})
 	if err != nil {
 		panic(err)
 	}
@@ -41,7 +41,7 @@ func ExampleOpen() {
 // them without removing them.
 func ExampleTransport_Browse() {
 	cfg := amqp.DefaultConfig()
-	tr, err := amqp.Open(context.Background(), *cfg, slog.Default())
+	tr, err := amqp.Open(context.Background(), *cfg, transports.Deps{})
 	if err != nil {
 		panic(err)
 	}

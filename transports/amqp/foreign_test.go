@@ -6,6 +6,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // publishRaw publishes p to exchange with routing key key through a plain
@@ -46,7 +48,7 @@ func TestSubscriber_ForeignMessageGetsID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			publishRaw(t, topic, "", tt.pub)
-			got := receive(t, subs["g"], 10*time.Second)
+			got := transporttest.Receive(t, subs["g"], 10*time.Second)
 			if string(got.Payload) != string(tt.pub.Body) {
 				t.Fatalf("got payload %q, want %q", got.Payload, tt.pub.Body)
 			}

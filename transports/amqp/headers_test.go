@@ -7,6 +7,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // A message from another client with non-string headers is delivered with
@@ -34,7 +36,7 @@ func TestSubscriber_AcceptsNonStringHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := receive(t, subs["g"], 10*time.Second)
+	got := transporttest.Receive(t, subs["g"], 10*time.Second)
 	if got.UUID != id || got.Metadata.Get("attempt") != "3" || got.Metadata.Get("origin") != "legacy" {
 		t.Errorf("got uuid %s metadata %v, want %s with attempt=3 origin=legacy", got.UUID, got.Metadata, id)
 	}

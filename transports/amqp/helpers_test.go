@@ -5,12 +5,12 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/amqp"
 )
 
@@ -25,7 +25,7 @@ func openTransport(t testing.TB, mutate func(*amqp.Config)) *amqp.Transport {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	tr, err := amqp.Open(context.Background(), *cfg, slog.New(slog.DiscardHandler))
+	tr, err := amqp.Open(context.Background(), *cfg, transports.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -84,22 +84,6 @@ func (n *names) get() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]string(nil), n.list...)
-}
-
-// receive returns the next message from ch, acked, or fails after timeout.
-func receive(t *testing.T, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("subscription closed")
-		}
-		m.Ack()
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %v", timeout)
-		return nil
-	}
 }
 
 // newMessage returns a message with a new UUID and payload.

@@ -14,6 +14,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // amqpTool returns the path of one of the amqp-tools binaries (Debian
@@ -63,7 +64,7 @@ func TestInterop_AmqpPublishToSubscriber(t *testing.T) {
 	runTool(t, publish, "-u", toolURL, "-e", topic, "-r", "", "-p",
 		"-H", "origin: amqp-tools", "-b", "hello from C")
 
-	got := receive(t, subs["g"], 10*time.Second)
+	got := transporttest.Receive(t, subs["g"], 10*time.Second)
 	if string(got.Payload) != "hello from C" {
 		t.Errorf("payload %q, want %q", got.Payload, "hello from C")
 	}
@@ -175,7 +176,7 @@ func TestInterop_PlainWatermillAMQP(t *testing.T) {
 
 	for _, want := range []*message.Message{fromPlain, fromMillrace} {
 		for name, ch := range map[string]<-chan *message.Message{"millrace": subs["millrace"], "plain": plain} {
-			got := receive(t, ch, 10*time.Second)
+			got := transporttest.Receive(t, ch, 10*time.Second)
 			if got.UUID != want.UUID || string(got.Payload) != string(want.Payload) ||
 				got.Metadata.Get("origin") != want.Metadata.Get("origin") {
 				t.Errorf("%s subscriber got %s %q %v, want %s %q %v", name,

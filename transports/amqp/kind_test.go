@@ -50,7 +50,7 @@ func TestOpen_BadURLErrorIsRedacted(t *testing.T) {
 			cfg.URL = tt.url
 			opens := map[string]func() error{
 				"Open": func() error {
-					tr, err := amqp.Open(context.Background(), *cfg, slog.New(slog.DiscardHandler))
+					tr, err := amqp.Open(context.Background(), *cfg, transports.Deps{Logger: slog.New(slog.DiscardHandler)})
 					if err == nil {
 						_ = tr.Close()
 					}

@@ -202,7 +202,7 @@ func (c *connector) get() (*amqp091.Connection, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if c.conn != nil && !c.conn.IsClosed() {
 		return c.conn, nil

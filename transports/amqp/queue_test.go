@@ -11,6 +11,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // initQueue declares group's queue on topic without consuming, and deletes
@@ -44,22 +45,6 @@ func queueDepth(t *testing.T, queue string) int {
 	return q.Messages
 }
 
-// subscribe consumes group's queue on topic until the test ends.
-func subscribe(t *testing.T, tr *amqp.Transport, topic, group string) <-chan *message.Message {
-	t.Helper()
-	sub, err := tr.Subscriber(group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
 // With exchange_type topic, "#" receives every topic.
 func TestTopicExchange_HashReceivesEverything(t *testing.T) {
 	exchange := uniqueTopic("exchange")
@@ -80,7 +65,7 @@ func TestTopicExchange_HashReceivesEverything(t *testing.T) {
 		}
 	}
 	for _, topic := range want {
-		if got := receive(t, ch, 10*time.Second); string(got.Payload) != topic {
+		if got := transporttest.Receive(t, ch, 10*time.Second); string(got.Payload) != topic {
 			t.Errorf("got %q, want %q", got.Payload, topic)
 		}
 	}
@@ -101,9 +86,9 @@ func TestQueue_PriorityDeliversHigherFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch := subscribe(t, tr, topic, "g")
+	ch := transporttest.SubscribeGroup(t, tr, "g", topic)
 	for _, want := range []string{"9", "5", "1"} {
-		if got := receive(t, ch, 10*time.Second); string(got.Payload) != want {
+		if got := transporttest.Receive(t, ch, 10*time.Second); string(got.Payload) != want {
 			t.Errorf("got priority %q, want %q", got.Payload, want)
 		}
 	}
@@ -132,11 +117,11 @@ func TestQueue_MessageTTLDropsOldMessages(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // the broker's clock, not ours
 	}
-	ch := subscribe(t, tr, topic, "g")
+	ch := transporttest.SubscribeGroup(t, tr, "g", topic)
 	if err := tr.Publisher().Publish(topic, newMessage("fresh")); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, ch, 10*time.Second); string(got.Payload) != "fresh" {
+	if got := transporttest.Receive(t, ch, 10*time.Second); string(got.Payload) != "fresh" {
 		t.Errorf("got %q, want only the fresh message", got.Payload)
 	}
 }
@@ -172,9 +157,9 @@ func TestQueue_MaxLengthOverflow(t *testing.T) {
 					t.Errorf("publish %s: %v, want ErrNotConfirmed", p, err)
 				}
 			}
-			ch := subscribe(t, tr, topic, "g")
+			ch := transporttest.SubscribeGroup(t, tr, "g", topic)
 			for _, want := range tt.wantKept {
-				if got := receive(t, ch, 10*time.Second); string(got.Payload) != want {
+				if got := transporttest.Receive(t, ch, 10*time.Second); string(got.Payload) != want {
 					t.Errorf("got %q, want %q", got.Payload, want)
 				}
 			}
@@ -248,20 +233,20 @@ func TestQueue_ExistingVersionIsAdopted(t *testing.T) {
 			after := openTransport(t, func(c *amqp.Config) { c.Queue.Version = tt.after })
 			var ch <-chan *message.Message
 			if !tt.delayFirst {
-				ch = subscribe(t, after, topic, "g")
+				ch = transporttest.SubscribeGroup(t, after, "g", topic)
 			}
 			if err := after.Delay(context.Background(), topic, "g", newMessage("delayed"), 0); err != nil {
 				t.Fatalf("Delay: %v", err)
 			}
 			if tt.delayFirst {
-				ch = subscribe(t, after, topic, "g")
+				ch = transporttest.SubscribeGroup(t, after, "g", topic)
 			}
 			if err := after.Publisher().Publish(topic, newMessage("published")); err != nil {
 				t.Fatal(err)
 			}
 			got := map[string]bool{}
 			for range 2 {
-				got[string(receive(t, ch, 10*time.Second).Payload)] = true
+				got[string(transporttest.Receive(t, ch, 10*time.Second).Payload)] = true
 			}
 			if !got["delayed"] || !got["published"] {
 				t.Errorf("received %v, want the delayed and the published message", got)

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/amqp"
 )
 
@@ -128,7 +129,7 @@ func TestReconnect_BrokerOutageDuringFlow(t *testing.T) {
 				published.Add(1)
 				continue
 			}
-			if errors.Is(err, amqp.ErrClosed) || ctx.Err() != nil {
+			if errors.Is(err, transports.ErrClosed) || ctx.Err() != nil {
 				return
 			}
 			failures.Add(1)

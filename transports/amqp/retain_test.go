@@ -9,25 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/millrace/millrace/middleware/dlq"
 	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 var (
 	_ transports.Retainer = (*amqp.Transport)(nil)
 	_ dlq.Browser         = (*amqp.Transport)(nil)
 )
-
-func uuids(msgs []*message.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.UUID
-	}
-	return out
-}
 
 // A retained topic keeps messages published before anyone subscribed;
 // Browse returns them oldest first without removing them, however often and
@@ -60,8 +51,8 @@ func TestRetain_BrowseKeepsMessagesInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("browse %d: %v", i, err)
 		}
-		if !slices.Equal(uuids(got), want) {
-			t.Fatalf("browse %d: got %v, want %v", i, uuids(got), want)
+		if !slices.Equal(transporttest.UUIDs(got), want) {
+			t.Fatalf("browse %d: got %v, want %v", i, transporttest.UUIDs(got), want)
 		}
 		if got[1].Metadata.Get("n") != "two" || string(got[1].Payload) != "two" {
 			t.Errorf("browse %d: second message %q %v", i, got[1].Payload, got[1].Metadata)
@@ -74,8 +65,8 @@ func TestRetain_BrowseKeepsMessagesInOrder(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			got, err := tr.Browse(ctx, topic)
-			if err == nil && !slices.Equal(uuids(got), want) {
-				err = fmt.Errorf("concurrent browse: got %v, want %v", uuids(got), want)
+			if err == nil && !slices.Equal(transporttest.UUIDs(got), want) {
+				err = fmt.Errorf("concurrent browse: got %v, want %v", transporttest.UUIDs(got), want)
 			}
 			errs <- err
 		})
@@ -90,7 +81,7 @@ func TestRetain_BrowseKeepsMessagesInOrder(t *testing.T) {
 
 	// The consumer group received all three, in order, despite the browses.
 	for i, id := range want {
-		if got := receive(t, subs["other"], 10*time.Second); got.UUID != id {
+		if got := transporttest.Receive(t, subs["other"], 10*time.Second); got.UUID != id {
 			t.Errorf("group message %d: %s, want %s", i, got.UUID, id)
 		}
 	}

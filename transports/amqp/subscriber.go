@@ -46,7 +46,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if err := s.declare(topic); err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return errClosed
 	}
 	return s.declare(topic)
 }
@@ -207,7 +207,7 @@ func (s *subscriber) next(ctx context.Context, deliveries <-chan amqp091.Deliver
 		case <-ctx.Done():
 			return d, false, ctx.Err()
 		case <-s.closing:
-			return d, false, ErrClosed
+			return d, false, errClosed
 		}
 	}
 }
@@ -243,7 +243,7 @@ func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Deliv
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closing:
-			return ErrClosed
+			return errClosed
 		}
 	}
 	for {
@@ -260,7 +260,7 @@ func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Deliv
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closing:
-			return ErrClosed
+			return errClosed
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/transports/amqp"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // With exchange_type topic, a group subscribed to a wildcard topic receives
@@ -25,7 +26,7 @@ func TestTopicExchange_WildcardSubscription(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := receive(t, subs["g"], 10*time.Second); string(got.Payload) != prefix+".orders.placed" {
+	if got := transporttest.Receive(t, subs["g"], 10*time.Second); string(got.Payload) != prefix+".orders.placed" {
 		t.Errorf("got %q, want only the orders message", got.Payload)
 	}
 }

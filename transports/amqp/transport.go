@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -21,8 +20,9 @@ import (
 	"github.com/millrace/millrace/transports"
 )
 
-// ErrClosed is returned by Subscriber and Delay after Close.
-var ErrClosed = errors.New("amqp: transport closed")
+// errClosed is the error of calls that fail because the transport, or its
+// subscriber called, is closed.
+var errClosed = fmt.Errorf("amqp: %w", transports.ErrClosed)
 
 // Transport is an open connection to a RabbitMQ (AMQP 0-9-1) broker through
 // amqp091-go, with watermill-amqp's message format. It holds three
@@ -63,25 +63,21 @@ type Transport struct {
 	// to exist with when that differs from queue.version (see version.go).
 	versions sync.Map
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*subscriber
+	subs transports.Subscribers[*subscriber]
 
 	delay  delayer
 	browse sync.Mutex // one Browse at a time: see Browse
 }
 
-// Open connects to the broker cfg.URL names, which must be reachable, and
-// returns the transport. cfg should have passed Validate. logger nil means
-// slog.Default(). Errors show the URL with its password redacted.
-func Open(_ context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
+// Open validates cfg, connects to the broker cfg.URL names, which must be
+// reachable, and returns the transport. It logs to deps.Logger. Errors show
+// the URL with its password redacted.
+func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
-	t := &Transport{cfg: cfg, logger: transports.WatermillLogger(logger), name: "millrace " + watermill.NewShortUUID()}
+	t := &Transport{cfg: cfg, logger: transports.WatermillLogger(deps.Logger), name: "millrace " + watermill.NewShortUUID()}
+	t.subs.ErrClosed = errClosed
 	tlsCfg, err := cfg.TLS.build()
 	if err != nil {
 		return nil, err
@@ -165,18 +161,16 @@ func (t *Transport) Publisher() message.Publisher { return t.pub }
 // empty. Its subscriptions consume from the queues "<topic>.<group>",
 // declaring them (and binding them to the topic's exchange) on Subscribe.
 // It implements message.SubscribeInitializer, which declares the queue
-// without consuming, so that the group keeps messages from then on.
+// without consuming, so that the group keeps messages from then on. After
+// Close, Subscriber fails with an error wrapping [transports.ErrClosed].
 func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	if group == "" {
 		return nil, errors.New("amqp: consumer group must not be empty")
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, ErrClosed
+	s, err := t.subs.Add(func() (*subscriber, error) { return newSubscriber(t, group), nil })
+	if err != nil {
+		return nil, err
 	}
-	s := newSubscriber(t, group)
-	t.subs = append(t.subs, s)
 	return s, nil
 }
 
@@ -184,22 +178,11 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 // requeue unacked messages), then the publisher and the connections. It is
 // safe to call more than once; later calls return nil.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	first, err := t.subs.CloseAll()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	subs := t.subs
-	t.subs = nil
-	t.mu.Unlock()
-
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, s.Close())
-	}
-	errs = append(errs, t.subConn.close(), t.pub.Close(), t.delay.close(), t.sideConn.close())
-	return errors.Join(errs...)
+	return errors.Join(err, t.subConn.close(), t.pub.Close(), t.delay.close(), t.sideConn.close())
 }
 
 // redact wraps err with what failed and the redacted URL. The error text is

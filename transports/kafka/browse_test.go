@@ -13,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware/dlq"
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/kafka"
 )
 
@@ -95,7 +96,7 @@ func TestBrowse_Errors(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.Browse(ctx, "t"); !errors.Is(err, kafka.ErrClosed) {
+	if _, err := tr.Browse(ctx, "t"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("after close: got %v, want ErrClosed", err)
 	}
 }

@@ -15,8 +15,8 @@ import (
 func (t *Transport) client() (sarama.Client, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
-		return nil, ErrClosed
+	if t.subs.Closed() {
+		return nil, errClosed
 	}
 	if t.meta != nil && !t.meta.Closed() {
 		return t.meta, nil

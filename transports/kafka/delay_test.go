@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,7 +11,9 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/kafka"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 var _ middleware.Delayer = (*kafka.Transport)(nil)
@@ -24,18 +27,7 @@ func TestDelay_DeliversToOneGroupAfterDelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	subscribe := func(group string) <-chan *message.Message {
-		sub, err := tr.Subscriber(group)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := sub.Subscribe(ctx, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
-	a, b := subscribe("a"), subscribe("b")
+	a, b := transporttest.SubscribeGroup(t, tr, "a", topic), transporttest.SubscribeGroup(t, tr, "b", topic)
 
 	msg := message.NewMessage(watermill.NewUUID(), []byte("work"))
 	msg.Metadata.Set(millrace.MetadataPartitionKey, "k1")
@@ -64,11 +56,7 @@ func TestDelay_DeliversToOneGroupAfterDelay(t *testing.T) {
 
 	// b reads a topic the message was never written to; a short look
 	// confirms nothing arrives (it can only fail if b got the message).
-	select {
-	case got := <-b:
-		t.Fatalf("group b received %s, delayed for group a only", got.UUID)
-	case <-time.After(500 * time.Millisecond):
-	}
+	transporttest.ExpectNone(t, b, 500*time.Millisecond)
 }
 
 // TestDelay_Errors covers a delay without group and after Close.
@@ -78,17 +66,22 @@ func TestDelay_Errors(t *testing.T) {
 	if err := tr.Delay(context.Background(), "t", "", msg, time.Second); err == nil {
 		t.Error("delay without group: want an error")
 	}
-	if err := tr.Close(); err != nil {
+	transporttest.CheckClosed(t, tr, "t", "g")
+}
+
+// A subscriber of group "", which reads without a consumer group, fails
+// with ErrClosed too once the transport is closed.
+func TestClose_SubscribeWithoutGroupFailsWithErrClosed(t *testing.T) {
+	tr := openTransport(t, testConfig(newCluster(t, 1)))
+	sub, err := tr.Subscriber("")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.Close(); err != nil {
-		t.Errorf("second close: %v", err)
+		t.Fatal(err)
 	}
-	if err := tr.Delay(context.Background(), "t", "g", msg, time.Second); err != kafka.ErrClosed {
-		t.Errorf("delay after close: got %v, want ErrClosed", err)
-	}
-	if _, err := tr.Subscriber("g"); err != kafka.ErrClosed {
-		t.Errorf("subscriber after close: got %v, want ErrClosed", err)
+	if _, err := sub.Subscribe(context.Background(), "t"); !errors.Is(err, transports.ErrClosed) {
+		t.Errorf("Subscribe after Close: %v, want an error wrapping transports.ErrClosed", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/transports/kafka"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // produceRaw writes records with franz-go's client, as a service that
@@ -133,18 +134,7 @@ func TestSubscriber_ForeignRecordsDeliveredWithStableIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() *message.Message {
-		t.Helper()
-		select {
-		case m := <-ch:
-			return m
-		case <-ctx.Done():
-			t.Fatal("message not received")
-			return nil
-		}
-	}
-
-	first := next()
+	first := transporttest.Next(t, ch, 20*time.Second)
 	wantID := "kafka:foreign/0/" + itoa(offsets[0])
 	if first.UUID != wantID || string(first.Payload) != "plain" ||
 		first.Metadata.Get("source") != "legacy" || first.Metadata.Get("dup") != "2" ||
@@ -152,19 +142,19 @@ func TestSubscriber_ForeignRecordsDeliveredWithStableIDs(t *testing.T) {
 		t.Fatalf("got %s %q %v, want id %s, payload plain, the headers and the key", first.UUID, first.Payload, first.Metadata, wantID)
 	}
 	first.Nack()
-	if again := next(); again.UUID != wantID {
+	if again := transporttest.Next(t, ch, 20*time.Second); again.UUID != wantID {
 		t.Fatalf("redelivered as %s, want %s", again.UUID, wantID)
 	} else {
 		again.Ack()
 	}
 
-	tomb := next()
+	tomb := transporttest.Next(t, ch, 20*time.Second)
 	if want := "kafka:foreign/0/" + itoa(offsets[1]); tomb.UUID != want || len(tomb.Payload) != 0 {
 		t.Fatalf("got %s %q, want %s with no payload", tomb.UUID, tomb.Payload, want)
 	}
 	tomb.Ack()
 
-	if native := next(); native.UUID != "wm-1" || string(native.Payload) != "native" {
+	if native := transporttest.Next(t, ch, 20*time.Second); native.UUID != "wm-1" || string(native.Payload) != "native" {
 		t.Fatalf("got %s %q, want wm-1", native.UUID, native.Payload)
 	} else {
 		native.Ack()

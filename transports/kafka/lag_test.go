@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/transports/kafka"
+	"github.com/millrace/millrace/transports"
 )
 
 // TestLag_CountsWhatTheGroupHasNotAcked publishes 5 messages to each of two
@@ -106,7 +106,7 @@ func TestLag_Errors(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.Lag(ctx, "g", "t"); !errors.Is(err, kafka.ErrClosed) {
+	if _, err := tr.Lag(ctx, "g", "t"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("after close: got %v, want ErrClosed", err)
 	}
 }

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -62,12 +63,16 @@ const minSweep = 64
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if s.group == "" {
-		return s.inner.Subscribe(ctx, topic)
+		ch, err := s.inner.Subscribe(ctx, topic)
+		if err != nil && s.isClosed() {
+			return nil, fmt.Errorf("%w (%w)", errClosed, err)
+		}
+		return ch, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	// Both subscriptions end with ctx, with Close, or (if the second
 	// cannot start) at once.
@@ -198,6 +203,13 @@ func holdUntilDue(msg *message.Message) bool {
 	case <-msg.Context().Done():
 		return false
 	}
+}
+
+// isClosed reports whether Close has been called.
+func (s *subscriber) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Close stops every subscription, waits for their consumers to leave the

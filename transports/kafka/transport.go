@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"sync"
 	"time"
@@ -22,29 +21,9 @@ import (
 // partition. Longer waits belong to delayed retries (Delay).
 const NackResendSleep = 500 * time.Millisecond
 
-var (
-	errConfigType = errors.New("kafka: config must be a *kafka.Config")
-
-	// ErrClosed is returned by Subscriber and Delay after Close.
-	ErrClosed = errors.New("kafka: transport closed")
-)
-
-// Kind describes the Kafka transport for a transports.Registry: it is
-// selected by transport.kind "kafka", configured by the section
-// transport.kafka (a *Config) and opened with Open.
-func Kind() transports.Kind {
-	return transports.Kind{
-		Name:          "kafka",
-		DefaultConfig: func() any { return DefaultConfig() },
-		Open: func(ctx context.Context, cfg any, deps transports.Deps) (transports.Transport, error) {
-			c, ok := cfg.(*Config)
-			if !ok || c == nil {
-				return nil, errConfigType
-			}
-			return Open(ctx, *c, deps)
-		},
-	}
-}
+// errClosed is the error of calls that fail because the transport, or its
+// subscriber called, is closed.
+var errClosed = fmt.Errorf("kafka: %w", transports.ErrClosed)
 
 // Transport is an open Kafka connection: one publisher shared by the service
 // and a subscriber per consumer group. It also implements
@@ -56,14 +35,14 @@ type Transport struct {
 	logger watermill.LoggerAdapter
 	pub    *wkafka.Publisher
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*subscriber
-	meta   sarama.Client // for Lag and Browse; nil until first used
+	subs transports.Subscribers[*subscriber]
+
+	mu   sync.Mutex    // guards meta
+	meta sarama.Client // for Lag and Browse; nil until first used; opened only while subs is open
 }
 
 // Open validates cfg and connects the publisher; it fails when no broker
-// answers. Subscribers connect when they subscribe.
+// answers. Subscribers connect when they subscribe. It logs to deps.Logger.
 func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -72,10 +51,7 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 	if err != nil {
 		return nil, err
 	}
-	logger := deps.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger := deps.WithDefaults().Logger
 	if cfg.SASL.Mechanism == "plain" && !cfg.TLS.Enabled {
 		logger.Warn("kafka: SASL PLAIN without TLS sends the password in the clear; set transport.kafka.tls.enabled")
 	}
@@ -92,14 +68,16 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 		// Sarama's errors name brokers and causes, never the SASL password.
 		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, err)
 	}
-	return &Transport{cfg: cfg, sarama: sc, logger: wl, pub: pub}, nil
+	t := &Transport{cfg: cfg, sarama: sc, logger: wl, pub: pub}
+	t.subs.ErrClosed = errClosed
+	return t, nil
 }
 
 // Publisher returns the shared publisher. Publish returns once every message
 // is written with the configured acks; a message with metadata
 // partition_key is written to the partition of that key, so one key's
 // messages keep their publish order.
-func (t *Transport) Publisher() message.Publisher { return publisher{t.pub} }
+func (t *Transport) Publisher() message.Publisher { return publisher{t} }
 
 // Subscriber returns a subscriber in consumer group group: every group gets
 // every message, and each partition is read by one subscription of the group
@@ -112,13 +90,18 @@ func (t *Transport) Publisher() message.Publisher { return publisher{t.pub} }
 // retry topic (RetryTopic, in Kafka consumer group "<group>.retry") and
 // hands its messages over when they are due.
 // Group "" reads every partition of the topic without a group and without
-// committing offsets.
+// committing offsets. After Close, Subscriber fails with an error wrapping
+// [transports.ErrClosed].
 func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, ErrClosed
+	s, err := t.subs.Add(func() (*subscriber, error) { return t.newGroupSubscriber(group) })
+	if err != nil {
+		return nil, err
 	}
+	return s, nil
+}
+
+// newGroupSubscriber makes the subscriber of Subscriber.
+func (t *Transport) newGroupSubscriber(group string) (*subscriber, error) {
 	s := &subscriber{group: group}
 	var err error
 	if s.inner, err = t.newSubscriber(group); err != nil {
@@ -130,7 +113,6 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 			return nil, err
 		}
 	}
-	t.subs = append(t.subs, s)
 	return s, nil
 }
 
@@ -163,11 +145,8 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 	if group == "" {
 		return errors.New("kafka: delay needs a consumer group")
 	}
-	t.mu.Lock()
-	closed := t.closed
-	t.mu.Unlock()
-	if closed {
-		return ErrClosed
+	if t.subs.Closed() {
+		return errClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -188,20 +167,17 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 // Browse, then the publisher. It is safe to call more than once; later calls
 // return nil.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	first, err := t.subs.CloseAll()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	subs, meta := t.subs, t.meta
-	t.subs, t.meta = nil, nil
+	// client opens meta only while subs is open, holding mu: from here on
+	// it opens none.
+	t.mu.Lock()
+	meta := t.meta
+	t.meta = nil
 	t.mu.Unlock()
-
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, s.Close())
-	}
+	errs := []error{err}
 	if meta != nil {
 		errs = append(errs, meta.Close())
 	}
@@ -209,7 +185,16 @@ func (t *Transport) Close() error {
 	return errors.Join(errs...)
 }
 
-// publisher hides the publisher's Close: the transport owns it.
-type publisher struct{ *wkafka.Publisher }
+// publisher is the transport's publisher without its Close: the transport
+// owns it. Its Publish fails with errClosed once the transport is closed.
+type publisher struct{ t *Transport }
+
+func (p publisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.t.pub.Publish(topic, msgs...)
+	if err != nil && p.t.subs.Closed() {
+		return fmt.Errorf("%w (%w)", errClosed, err)
+	}
+	return err
+}
 
 func (publisher) Close() error { return nil }

@@ -3,6 +3,7 @@ package memory
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
 
@@ -10,11 +11,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/transports"
 )
 
-// ErrClosed is returned by Publish, Subscribe, Delay and Browse once the
+// errClosed is the error of Publish, Subscribe, Delay and Browse once the
 // broker or the subscriber has been closed.
-var ErrClosed = errors.New("memory: closed")
+var errClosed = fmt.Errorf("memory: %w", transports.ErrClosed)
 
 var errNilMessage = errors.New("memory: publish: nil message")
 
@@ -30,10 +32,11 @@ type Broker struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
 
-	mu          sync.RWMutex
-	closed      bool
-	topics      map[string]*topic
-	subscribers map[*Subscriber]struct{}
+	mu     sync.RWMutex
+	closed bool
+	topics map[string]*topic
+
+	subs transports.Subscribers[*Subscriber] // closed by Close, after closed is set
 }
 
 var _ message.Publisher = (*Broker)(nil)
@@ -47,12 +50,9 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Broker, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Broker{
-		cfg:         cfg,
-		logger:      logger,
-		topics:      make(map[string]*topic),
-		subscribers: make(map[*Subscriber]struct{}),
-	}, nil
+	b := &Broker{cfg: cfg, logger: logger, topics: make(map[string]*topic)}
+	b.subs.ErrClosed = errClosed
+	return b, nil
 }
 
 // Publish stores msgs on topic, in order, and returns without waiting for
@@ -62,8 +62,8 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Broker, error) {
 //
 // The broker keeps a snapshot of each message (UUID, a copy of the payload,
 // a copy of the metadata): the caller may reuse or change msgs afterwards.
-// The message context is not carried to consumers. Publish returns ErrClosed
-// after Close.
+// The message context is not carried to consumers. After Close, Publish
+// fails with an error wrapping [transports.ErrClosed].
 func (b *Broker) Publish(topic string, msgs ...*message.Message) error {
 	t, err := b.topic(topic)
 	if err != nil {
@@ -109,21 +109,25 @@ func snapshot(m *message.Message) (*record, error) {
 //
 // After Close the returned subscriber is closed already.
 func (b *Broker) Subscriber(group string) *Subscriber {
-	s := newSubscriber(b, group)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	s, err := b.subscriber(group)
+	if err != nil {
+		s = newSubscriber(b, group)
 		s.markClosed()
-		return s
 	}
-	b.subscribers[s] = struct{}{}
 	return s
+}
+
+// subscriber returns a new subscriber of group that Close will close, or
+// errClosed after Close.
+func (b *Broker) subscriber(group string) (*Subscriber, error) {
+	return b.subs.Add(func() (*Subscriber, error) { return newSubscriber(b, group), nil })
 }
 
 // Close closes every subscriber the broker made (see Subscriber.Close),
 // stops all redelivery timers and drops every stored message. When Close
 // returns, no goroutine of the broker is left. Publish and Subscribe fail
-// with ErrClosed afterwards. Close is safe to call more than once.
+// with an error wrapping [transports.ErrClosed] afterwards. Close is safe to
+// call more than once.
 //
 // The Broker is also the transport's message.Publisher, so closing the
 // publisher closes the whole broker.
@@ -134,14 +138,11 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := b.subscribers
 	topics := b.topics
-	b.subscribers, b.topics = nil, nil
+	b.topics = nil
 	b.mu.Unlock()
 
-	for s := range subs {
-		_ = s.Close()
-	}
+	_, _ = b.subs.CloseAll() // Subscriber.Close never fails
 	for _, t := range topics {
 		t.close()
 	}
@@ -158,12 +159,12 @@ func (b *Broker) topic(name string) (*topic, error) {
 		return t, nil
 	}
 	if closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if t = b.topics[name]; t == nil {
 		t = newTopic(name, &b.cfg)
@@ -172,9 +173,5 @@ func (b *Broker) topic(name string) (*topic, error) {
 	return t, nil
 }
 
-// forget removes a closed subscriber from the broker's list.
-func (b *Broker) forget(s *Subscriber) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.subscribers, s)
-}
+// forget removes a closed subscriber from the subscribers Close closes.
+func (b *Broker) forget(s *Subscriber) { b.subs.Remove(s) }

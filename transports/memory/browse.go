@@ -17,7 +17,7 @@ import (
 // Browse treats the topic as a log, like a Kafka topic read from its start:
 // it is how operator tools read a dead-letter topic. A topic nothing was
 // ever published to or subscribed to has no messages. Browse returns ctx's
-// error if ctx is done and ErrClosed after Close.
+// error if ctx is done and one wrapping [transports.ErrClosed] after Close.
 func (b *Broker) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -26,7 +26,7 @@ func (b *Broker) Browse(ctx context.Context, topic string) ([]*message.Message, 
 	t, closed := b.topics[topic], b.closed
 	b.mu.RUnlock()
 	if closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if t == nil {
 		return nil, nil
@@ -51,7 +51,7 @@ func (t *topic) retained() ([]*record, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	recs := make([]*record, 0, len(t.hist.recs))
 	t.hist.each(func(r *record) { recs = append(recs, r) })

@@ -11,15 +11,8 @@ import (
 
 	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/memory"
+	"github.com/millrace/millrace/transports/transporttest"
 )
-
-func uuids(ms []*message.Message) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.UUID
-	}
-	return out
-}
 
 func TestBrowse_ReturnsRetainedMessagesOldestFirst(t *testing.T) {
 	tests := []struct {
@@ -41,8 +34,8 @@ func TestBrowse_ReturnsRetainedMessagesOldestFirst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(uuids(got), tt.want) {
-				t.Errorf("Browse = %v, want %v", uuids(got), tt.want)
+			if !slices.Equal(transporttest.UUIDs(got), tt.want) {
+				t.Errorf("Browse = %v, want %v", transporttest.UUIDs(got), tt.want)
 			}
 		})
 	}
@@ -71,8 +64,8 @@ func TestBrowse_DoesNotConsumeAndReturnsCopies(t *testing.T) {
 			t.Errorf("second Browse = %s %q a=%q; want the message as published", m.UUID, m.Payload, m.Metadata.Get("a"))
 		}
 		// A group subscribing afterwards still gets it, as published.
-		ch := subscribe(t, t.Context(), b.Subscriber("alerts"), "poison")
-		if m := receive(t, ch); m.UUID != "m0" || string(m.Payload) != "m0" {
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("alerts"), "poison")
+		if m := transporttest.Next(t, ch, wait); m.UUID != "m0" || string(m.Payload) != "m0" {
 			t.Errorf("group got %s %q, want m0", m.UUID, m.Payload)
 		}
 	})
@@ -90,7 +83,7 @@ func TestBrowse_Errors(t *testing.T) {
 		t.Errorf("Browse with done context = %v, want context.Canceled", err)
 	}
 	_ = b.Close()
-	if _, err := b.Browse(t.Context(), "poison"); !errors.Is(err, memory.ErrClosed) {
+	if _, err := b.Browse(t.Context(), "poison"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Browse after Close = %v, want ErrClosed", err)
 	}
 }
@@ -111,7 +104,7 @@ func TestBrowse_Transport(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := browser.Browse(t.Context(), "poison")
-	if err != nil || !slices.Equal(uuids(got), []string{"m0"}) {
-		t.Errorf("Browse = %v, %v; want [m0]", uuids(got), err)
+	if err != nil || !slices.Equal(transporttest.UUIDs(got), []string{"m0"}) {
+		t.Errorf("Browse = %v, %v; want [m0]", transporttest.UUIDs(got), err)
 	}
 }

@@ -10,7 +10,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/memory"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestCancel_OfferedMessageGoesBackToGroup(t *testing.T) {
@@ -18,15 +20,15 @@ func TestCancel_OfferedMessageGoesBackToGroup(t *testing.T) {
 		b := newBroker(t, func(c *memory.Config) { c.RedeliveryDelay, c.MaxRedeliveryDelay = time.Hour, time.Hour })
 		publish(t, b, "orders", "m0", "m1", "m2")
 		ctx, cancel := context.WithCancel(t.Context())
-		ch1 := subscribe(t, ctx, b.Subscriber("billing"), "orders")
+		ch1 := transporttest.Subscribe(t, ctx, b.Subscriber("billing"), "orders")
 		synctest.Wait() // m0 is being offered on ch1, nobody receives it
 		cancel()
 		assertClosed(t, ch1)
 
 		start := time.Now()
-		ch2 := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch2 := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		want := []string{"m0", "m1", "m2"} // m0 in its place, at once
-		if got := receiveAcked(t, ch2, len(want)); !slices.Equal(got, want) {
+		if got := transporttest.ReceiveIDs(t, ch2, len(want), wait); !slices.Equal(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 		if time.Since(start) != 0 {
@@ -50,8 +52,8 @@ func TestCancel_ReceivedMessageCanStillBeSettled(t *testing.T) {
 				b := newBroker(t, func(c *memory.Config) { c.RedeliveryDelay = time.Second })
 				publish(t, b, "orders", "m0", "m1")
 				ctx, cancel := context.WithCancel(t.Context())
-				ch1 := subscribe(t, ctx, b.Subscriber("billing"), "orders")
-				m := receive(t, ch1)
+				ch1 := transporttest.Subscribe(t, ctx, b.Subscriber("billing"), "orders")
+				m := transporttest.Next(t, ch1, wait)
 				cancel()
 				assertClosed(t, ch1)
 				if m.Context().Err() != nil {
@@ -63,8 +65,8 @@ func TestCancel_ReceivedMessageCanStillBeSettled(t *testing.T) {
 				if m.Context().Err() == nil {
 					t.Error("message context not cancelled after settling")
 				}
-				ch2 := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
-				if got := receiveAcked(t, ch2, len(tt.want)); !slices.Equal(got, tt.want) {
+				ch2 := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+				if got := transporttest.ReceiveIDs(t, ch2, len(tt.want), wait); !slices.Equal(got, tt.want) {
 					t.Errorf("got %v, want %v", got, tt.want)
 				}
 				assertNothing(t, ch2)
@@ -78,8 +80,8 @@ func TestClose_InFlightMessageRedelivered(t *testing.T) {
 		b := newBroker(t, func(c *memory.Config) { c.RedeliveryDelay, c.MaxRedeliveryDelay = time.Hour, time.Hour })
 		publish(t, b, "orders", "m0", "m1")
 		s1 := b.Subscriber("billing")
-		ch1 := subscribe(t, t.Context(), s1, "orders")
-		m := receive(t, ch1)
+		ch1 := transporttest.Subscribe(t, t.Context(), s1, "orders")
+		m := transporttest.Next(t, ch1, wait)
 
 		if err := s1.Close(); err != nil {
 			t.Fatal(err)
@@ -91,9 +93,9 @@ func TestClose_InFlightMessageRedelivered(t *testing.T) {
 		m.Ack() // too late: the message went back to the group
 
 		start := time.Now()
-		ch2 := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch2 := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		want := []string{"m0", "m1"}
-		if got := receiveAcked(t, ch2, len(want)); !slices.Equal(got, want) || time.Since(start) != 0 {
+		if got := transporttest.ReceiveIDs(t, ch2, len(want), wait); !slices.Equal(got, want) || time.Since(start) != 0 {
 			t.Errorf("got %v after %v, want %v at once", got, time.Since(start), want)
 		}
 	})
@@ -103,9 +105,9 @@ func TestClose_BrokerEndsSubscriptions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
 		s := b.Subscriber("billing")
-		ch := subscribe(t, t.Context(), s, "orders")
+		ch := transporttest.Subscribe(t, t.Context(), s, "orders")
 		publish(t, b, "orders", "m0")
-		m := receive(t, ch)
+		m := transporttest.Next(t, ch, wait)
 		m.Nack() // a pending redelivery timer must not outlive Close
 
 		if err := b.Close(); err != nil {
@@ -130,11 +132,11 @@ func TestPublishAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := b.Publish("orders", msg("m0", "")); !errors.Is(err, memory.ErrClosed) {
+	if err := b.Publish("orders", msg("m0", "")); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
 	}
 	for name, s := range map[string]*memory.Subscriber{"made before Close": used, "made after Close": b.Subscriber("billing")} {
-		if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, memory.ErrClosed) {
+		if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Subscribe on subscriber %s: %v, want ErrClosed", name, err)
 		}
 	}
@@ -144,7 +146,7 @@ func TestSubscribeAfterSubscriberClose(t *testing.T) {
 	b := newBroker(t, nil)
 	s := b.Subscriber("billing")
 	_ = s.Close()
-	if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, memory.ErrClosed) {
+	if _, err := s.Subscribe(context.Background(), "orders"); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
 	}
 	if err := b.Publish("orders", msg("m0", "")); err != nil {

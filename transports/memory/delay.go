@@ -38,7 +38,7 @@ var (
 // drops it with every other pending message.
 //
 // Delay returns an error for a negative delay or a nil msg, ctx's error if
-// ctx is done, and ErrClosed after Close.
+// ctx is done, and one wrapping [transports.ErrClosed] after Close.
 func (b *Broker) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
 	switch {
 	case msg == nil:
@@ -68,7 +68,7 @@ func (t *topic) delay(name string, r *record, d time.Duration) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return ErrClosed
+		return errClosed
 	}
 	g := t.group(name)
 	if d == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/memory"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // The broker and the transport it is opened as implement middleware.Delayer
@@ -33,8 +34,8 @@ func TestDelay_TransportIsDelayer(t *testing.T) {
 func TestDelay_ArrivesAfterExactlyDelayToThatGroupOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
-		billing := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
-		shipping := subscribe(t, t.Context(), b.Subscriber("shipping"), "orders")
+		billing := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		shipping := transporttest.Subscribe(t, t.Context(), b.Subscriber("shipping"), "orders")
 
 		sent := msg("d0", "")
 		sent.Metadata.Set("a", "1")
@@ -49,7 +50,7 @@ func TestDelay_ArrivesAfterExactlyDelayToThatGroupOnly(t *testing.T) {
 
 		time.Sleep(5*time.Second - time.Nanosecond)
 		assertNothing(t, billing)
-		m := receive(t, billing)
+		m := transporttest.Next(t, billing, wait)
 		if got := time.Since(start); got != 5*time.Second {
 			t.Errorf("delivered after %v, want exactly 5s", got)
 		}
@@ -72,19 +73,19 @@ func TestDelay_ArrivesAfterExactlyDelayToThatGroupOnly(t *testing.T) {
 func TestDelay_ConsumerKeepsReceivingMeanwhile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		if err := b.Delay(t.Context(), "orders", "billing", msg("d0", ""), 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
 		publish(t, b, "orders", "m0", "m1")
-		if got := receiveAcked(t, ch, 2); !slices.Equal(got, []string{"m0", "m1"}) {
+		if got := transporttest.ReceiveIDs(t, ch, 2, wait); !slices.Equal(got, []string{"m0", "m1"}) {
 			t.Errorf("got %v, want [m0 m1]", got)
 		}
 		if time.Since(start) != 0 {
 			t.Errorf("other messages waited %v for the delayed one", time.Since(start))
 		}
-		if got := receiveAcked(t, ch, 1); got[0] != "d0" || time.Since(start) != 30*time.Second {
+		if got := transporttest.ReceiveIDs(t, ch, 1, wait); got[0] != "d0" || time.Since(start) != 30*time.Second {
 			t.Errorf("got %v after %v, want d0 after 30s", got, time.Since(start))
 		}
 	})
@@ -93,7 +94,7 @@ func TestDelay_ConsumerKeepsReceivingMeanwhile(t *testing.T) {
 func TestDelay_KeyedCopyJoinsEndOfKeyOrderWhenDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 
 		// The key is not held back while the copy waits ...
 		if err := b.Delay(t.Context(), "orders", "billing", msg("d0", "k"), time.Second); err != nil {
@@ -102,7 +103,7 @@ func TestDelay_KeyedCopyJoinsEndOfKeyOrderWhenDue(t *testing.T) {
 		if err := b.Publish("orders", msg("m0", "k")); err != nil {
 			t.Fatal(err)
 		}
-		first := receive(t, ch)
+		first := transporttest.Next(t, ch, wait)
 		if first.UUID != "m0" {
 			t.Fatalf("got %s, want m0 at once", first.UUID)
 		}
@@ -112,13 +113,13 @@ func TestDelay_KeyedCopyJoinsEndOfKeyOrderWhenDue(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		first.Ack()
-		if got := receiveAcked(t, ch, 2); !slices.Equal(got, []string{"m1", "d0"}) {
+		if got := transporttest.ReceiveIDs(t, ch, 2, wait); !slices.Equal(got, []string{"m1", "d0"}) {
 			t.Errorf("got %v, want [m1 d0]", got)
 		}
 		if err := b.Publish("orders", msg("m2", "k")); err != nil {
 			t.Fatal(err)
 		}
-		if got := receiveAcked(t, ch, 1); got[0] != "m2" {
+		if got := transporttest.ReceiveIDs(t, ch, 1, wait); got[0] != "m2" {
 			t.Errorf("got %v, want m2", got)
 		}
 	})
@@ -127,12 +128,12 @@ func TestDelay_KeyedCopyJoinsEndOfKeyOrderWhenDue(t *testing.T) {
 func TestDelay_ZeroDelayIsPendingAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		start := time.Now()
 		if err := b.Delay(t.Context(), "orders", "billing", msg("d0", ""), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got := receiveAcked(t, ch, 1); got[0] != "d0" || time.Since(start) != 0 {
+		if got := transporttest.ReceiveIDs(t, ch, 1, wait); got[0] != "d0" || time.Since(start) != 0 {
 			t.Errorf("got %v after %v, want d0 at once", got, time.Since(start))
 		}
 	})
@@ -146,9 +147,9 @@ func TestDelay_CreatesMissingGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Hour) // due long before anyone subscribes
-		ch := subscribe(t, t.Context(), b.Subscriber("audit"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("audit"), "orders")
 		// The group starts like any new group, with the retained history.
-		if got := receiveAcked(t, ch, 2); !slices.Equal(got, []string{"m0", "d0"}) {
+		if got := transporttest.ReceiveIDs(t, ch, 2, wait); !slices.Equal(got, []string{"m0", "d0"}) {
 			t.Errorf("got %v, want [m0 d0]", got)
 		}
 		assertNothing(t, ch)
@@ -177,7 +178,7 @@ func TestDelay_Errors(t *testing.T) {
 		{name: "nil message", group: "billing"},
 		{name: "anonymous group", group: "", msg: msg("d0", "")},
 		{name: "context done", ctx: cancelled, group: "billing", msg: msg("d0", ""), want: context.Canceled},
-		{name: "closed broker", b: closed, group: "billing", msg: msg("d0", ""), want: memory.ErrClosed},
+		{name: "closed broker", b: closed, group: "billing", msg: msg("d0", ""), want: transports.ErrClosed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +205,7 @@ func TestDelay_CloseCancelsPendingDelays(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := b.Subscriber("billing")
-		ch := subscribe(t, t.Context(), s, "orders")
+		ch := transporttest.Subscribe(t, t.Context(), s, "orders")
 		for i, d := range []time.Duration{time.Second, time.Minute, time.Hour} {
 			m := msg(ids("d", 3)[i], "k")
 			if err := b.Delay(t.Context(), "orders", "billing", m, d); err != nil {
@@ -220,7 +221,7 @@ func TestDelay_CloseCancelsPendingDelays(t *testing.T) {
 		// bubble, goleak on one that outlives the package's tests.
 		time.Sleep(2 * time.Hour)
 		synctest.Wait()
-		if err := b.Delay(t.Context(), "orders", "billing", msg("late", ""), time.Second); !errors.Is(err, memory.ErrClosed) {
+		if err := b.Delay(t.Context(), "orders", "billing", msg("late", ""), time.Second); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Delay after Close = %v, want ErrClosed", err)
 		}
 	})
@@ -232,14 +233,14 @@ func TestDelay_CopyWaitsOutItsDelayAcrossResubscribe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
 		s := b.Subscriber("billing")
-		_ = subscribe(t, t.Context(), s, "orders")
+		_ = transporttest.Subscribe(t, t.Context(), s, "orders")
 		if err := b.Delay(t.Context(), "orders", "billing", msg("d0", ""), 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		_ = s.Close()
 		start := time.Now()
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
-		m := receive(t, ch)
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		m := transporttest.Next(t, ch, wait)
 		if m.UUID != "d0" || time.Since(start) != 30*time.Second {
 			t.Errorf("got %s after %v, want d0 after 30s", m.UUID, time.Since(start))
 		}

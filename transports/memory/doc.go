@@ -65,5 +65,6 @@
 //	m.Ack()
 //
 // In an application the broker is opened through the transport registry
-// with Kind, by setting transport.kind to "memory".
+// with [Kind], by setting transport.kind to "memory"; [Open] opens one as a
+// transports.Transport directly.
 package memory

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestGroups_EachGroupGetsEveryMessage(t *testing.T) {
@@ -15,15 +17,15 @@ func TestGroups_EachGroupGetsEveryMessage(t *testing.T) {
 		b := newBroker(t, nil)
 		ctx := t.Context()
 		chans := map[string]<-chan *message.Message{
-			"billing":  subscribe(t, ctx, b.Subscriber("billing"), "orders"),
-			"shipping": subscribe(t, ctx, b.Subscriber("shipping"), "orders"),
-			"fan-out":  subscribe(t, ctx, b.Subscriber(""), "orders"),
+			"billing":  transporttest.Subscribe(t, ctx, b.Subscriber("billing"), "orders"),
+			"shipping": transporttest.Subscribe(t, ctx, b.Subscriber("shipping"), "orders"),
+			"fan-out":  transporttest.Subscribe(t, ctx, b.Subscriber(""), "orders"),
 		}
 		want := ids("m", 10)
 		publish(t, b, "orders", want...)
 
 		for name, ch := range chans {
-			if got := receiveAcked(t, ch, len(want)); !slices.Equal(got, want) {
+			if got := transporttest.ReceiveIDs(t, ch, len(want), wait); !slices.Equal(got, want) {
 				t.Errorf("group %s got %v, want %v", name, got, want)
 			}
 			assertNothing(t, ch)
@@ -35,13 +37,13 @@ func TestGroups_AnonymousSubscriptionsEachGetEveryMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
 		s := b.Subscriber("")
-		ch1 := subscribe(t, t.Context(), s, "orders")
-		ch2 := subscribe(t, t.Context(), s, "orders")
+		ch1 := transporttest.Subscribe(t, t.Context(), s, "orders")
+		ch2 := transporttest.Subscribe(t, t.Context(), s, "orders")
 		want := ids("m", 5)
 		publish(t, b, "orders", want...)
 
 		for i, ch := range []<-chan *message.Message{ch1, ch2} {
-			if got := receiveAcked(t, ch, len(want)); !slices.Equal(got, want) {
+			if got := transporttest.ReceiveIDs(t, ch, len(want), wait); !slices.Equal(got, want) {
 				t.Errorf("subscription %d got %v, want %v", i, got, want)
 			}
 		}
@@ -56,8 +58,8 @@ func TestGroup_MembersShareMessages(t *testing.T) {
 		// Subscriber values of the same group.
 		s1, s2 := b.Subscriber("billing"), b.Subscriber("billing")
 		chans := []<-chan *message.Message{
-			subscribe(t, ctx, s1, "orders"), subscribe(t, ctx, s1, "orders"),
-			subscribe(t, ctx, s2, "orders"), subscribe(t, ctx, s2, "orders"),
+			transporttest.Subscribe(t, ctx, s1, "orders"), transporttest.Subscribe(t, ctx, s1, "orders"),
+			transporttest.Subscribe(t, ctx, s2, "orders"), transporttest.Subscribe(t, ctx, s2, "orders"),
 		}
 		const n = 100
 		want := ids("m", n)
@@ -106,14 +108,14 @@ func TestGroup_TopicsAreIndependent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
 		s := b.Subscriber("g")
-		orders := subscribe(t, t.Context(), s, "orders")
-		payments := subscribe(t, t.Context(), s, "payments")
+		orders := transporttest.Subscribe(t, t.Context(), s, "orders")
+		payments := transporttest.Subscribe(t, t.Context(), s, "payments")
 		publish(t, b, "orders", "o1")
 		publish(t, b, "payments", "p1")
-		if got := receiveAcked(t, orders, 1); got[0] != "o1" {
+		if got := transporttest.ReceiveIDs(t, orders, 1, wait); got[0] != "o1" {
 			t.Errorf("orders got %v", got)
 		}
-		if got := receiveAcked(t, payments, 1); got[0] != "p1" {
+		if got := transporttest.ReceiveIDs(t, payments, 1, wait); got[0] != "p1" {
 			t.Errorf("payments got %v", got)
 		}
 		assertNothing(t, orders)

@@ -1,7 +1,6 @@
 package memory_test
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -12,6 +11,10 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/transports/memory"
 )
+
+// wait is how long a test waits for a message: a minute of the synctest
+// bubble's fake clock.
+const wait = time.Minute
 
 // newBroker returns a broker with the default config changed by edit (if
 // not nil), closed when the test ends.
@@ -55,43 +58,6 @@ func publish(t *testing.T, b *memory.Broker, topic string, ids ...string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func subscribe(t *testing.T, ctx context.Context, s message.Subscriber, topic string) <-chan *message.Message {
-	t.Helper()
-	ch, err := s.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// receive returns the next message of ch, failing the test if none comes
-// within a minute (of fake time, inside a synctest bubble).
-func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("subscription channel closed")
-		}
-		return m
-	case <-time.After(time.Minute):
-		t.Fatal("no message within a minute")
-		return nil
-	}
-}
-
-// receiveAcked receives n messages from ch, acks each and returns their ids.
-func receiveAcked(t *testing.T, ch <-chan *message.Message, n int) []string {
-	t.Helper()
-	got := make([]string, 0, n)
-	for range n {
-		m := receive(t, ch)
-		got = append(got, m.UUID)
-		m.Ack()
-	}
-	return got
 }
 
 // assertNothing fails if ch has a message ready once every goroutine of the

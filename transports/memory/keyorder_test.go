@@ -13,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/transports/memory"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestKeyOrder_PreservedAcrossConcurrentSubscriptionsAndNacks(t *testing.T) {
@@ -33,7 +34,7 @@ func TestKeyOrder_PreservedAcrossConcurrentSubscriptionsAndNacks(t *testing.T) {
 			if i%2 == 1 {
 				s = s2
 			}
-			chans = append(chans, subscribe(t, t.Context(), s, "orders"))
+			chans = append(chans, transporttest.Subscribe(t, t.Context(), s, "orders"))
 		}
 
 		var (
@@ -131,19 +132,19 @@ func TestKeyOrder_PreservedAcrossConcurrentSubscriptionsAndNacks(t *testing.T) {
 func TestKeyOrder_NackedKeyBlocksOnlyItsKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, func(c *memory.Config) { c.RedeliveryDelay = time.Second })
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		for _, m := range []*message.Message{msg("a1", "a"), msg("a2", "a"), msg("b1", "b"), msg("n1", "")} {
 			if err := b.Publish("orders", m); err != nil {
 				t.Fatal(err)
 			}
 		}
 		start := time.Now()
-		receive(t, ch).Nack() // a1
+		transporttest.Next(t, ch, wait).Nack() // a1
 		// a2 must wait for a1; b1 and the unkeyed n1 go ahead.
-		if got := receiveAcked(t, ch, 2); !slices.Equal(got, []string{"b1", "n1"}) {
+		if got := transporttest.ReceiveIDs(t, ch, 2, wait); !slices.Equal(got, []string{"b1", "n1"}) {
 			t.Errorf("got %v, want [b1 n1]", got)
 		}
-		if got := receiveAcked(t, ch, 2); !slices.Equal(got, []string{"a1", "a2"}) || time.Since(start) != time.Second {
+		if got := transporttest.ReceiveIDs(t, ch, 2, wait); !slices.Equal(got, []string{"a1", "a2"}) || time.Since(start) != time.Second {
 			t.Errorf("got %v after %v, want [a1 a2] after 1s", got, time.Since(start))
 		}
 	})

@@ -2,9 +2,6 @@ package memory
 
 import (
 	"context"
-	"errors"
-	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -12,62 +9,54 @@ import (
 	"github.com/millrace/millrace/transports"
 )
 
-var errConfigType = errors.New("memory: config must be a *memory.Config")
-
-// Kind describes the memory transport for a transports.Registry: it is
+// Kind describes the memory transport for a [transports.Registry]: it is
 // selected by transport.kind "memory", configured by the section
-// transport.memory (a *Config) and opened as a new, empty Broker.
+// transport.memory (a *[Config], defaults from [DefaultConfig]) and opened
+// with [Open], as a new, empty [Broker].
 func Kind() transports.Kind {
-	return transports.Kind{
-		Name:          "memory",
-		DefaultConfig: func() any { return DefaultConfig() },
-		Open:          open,
-	}
+	return transports.NewKind("memory", DefaultConfig, Open)
 }
 
-func open(_ context.Context, cfg any, deps transports.Deps) (transports.Transport, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, errConfigType
-	}
-	logger := deps.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	b, err := New(*c, transports.WatermillLogger(logger))
+// Open returns a transport on a new, empty [Broker] configured by cfg, which
+// must pass [Config.Validate], logging to deps.Logger. ctx is not used: there is
+// nothing to connect to.
+func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
+	b, err := New(cfg, transports.WatermillLogger(deps.Logger))
 	if err != nil {
 		return nil, err
 	}
-	return transport{b}, nil
+	return &Transport{b: b}, nil
 }
 
-// transport adapts a Broker to transports.Transport. Its publisher is the
+// Transport is a [Broker] as a [transports.Transport]. Its publisher is the
 // broker itself, so closing the publisher closes the broker, like Close. It
 // also has the broker's Delay (middleware.Delayer) and Browse (the
 // dead-letter tools' dlq.Browser).
-type transport struct{ b *Broker }
+type Transport struct{ b *Broker }
 
-func (t transport) Publisher() message.Publisher { return t.b }
+// Publisher returns the broker: see [Broker.Publish].
+func (t *Transport) Publisher() message.Publisher { return t.b }
 
-func (t transport) Subscriber(group string) (message.Subscriber, error) {
-	t.b.mu.RLock()
-	closed := t.b.closed
-	t.b.mu.RUnlock()
-	if closed {
-		return nil, ErrClosed
+// Subscriber returns [Broker.Subscriber](group). After Close it fails with
+// an error wrapping [transports.ErrClosed].
+func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
+	s, err := t.b.subscriber(group)
+	if err != nil {
+		return nil, err
 	}
-	return t.b.Subscriber(group), nil
+	return s, nil
 }
 
-func (t transport) Close() error { return t.b.Close() }
+// Close closes the broker: see [Broker.Close].
+func (t *Transport) Close() error { return t.b.Close() }
 
-// Delay is Broker.Delay.
-func (t transport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
+// Delay is [Broker.Delay].
+func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
 	return t.b.Delay(ctx, topic, group, msg, delay)
 }
 
-// Browse is Broker.Browse.
-func (t transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
+// Browse is [Broker.Browse].
+func (t *Transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
 	return t.b.Browse(ctx, topic)
 }
 
@@ -79,58 +68,38 @@ func (t transport) Browse(ctx context.Context, topic string) ([]*message.Message
 // Closing such a transport closes the subscribers it made, not b: its owner
 // closes b when every service stopped.
 func KindOn(b *Broker) transports.Kind {
-	return transports.Kind{
-		Name:          "memory",
-		DefaultConfig: func() any { return DefaultConfig() },
-		Open: func(context.Context, any, transports.Deps) (transports.Transport, error) {
-			b.mu.RLock()
-			closed := b.closed
-			b.mu.RUnlock()
-			if closed {
-				return nil, ErrClosed
-			}
-			return &sharedTransport{transport: transport{b}}, nil
-		},
-	}
+	return transports.NewKind("memory", DefaultConfig, func(context.Context, Config, transports.Deps) (*sharedTransport, error) {
+		if b.subs.Closed() {
+			return nil, errClosed
+		}
+		t := &sharedTransport{Transport: &Transport{b: b}}
+		t.subs.ErrClosed = errClosed
+		return t, nil
+	})
 }
 
 // sharedTransport is a service's view of a broker it does not own: the
 // broker's transport (Delay, Browse), with a publisher and a Close that
 // leave the broker open.
 type sharedTransport struct {
-	transport
+	*Transport
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*Subscriber
+	subs transports.Subscribers[*Subscriber]
 }
 
 func (t *sharedTransport) Publisher() message.Publisher { return sharedPublisher{t.b} }
 
 func (t *sharedTransport) Subscriber(group string) (message.Subscriber, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, ErrClosed
-	}
-	s, err := t.transport.Subscriber(group)
+	s, err := t.subs.Add(func() (*Subscriber, error) { return t.b.subscriber(group) })
 	if err != nil {
 		return nil, err
 	}
-	t.subs = append(t.subs, s.(*Subscriber))
 	return s, nil
 }
 
 func (t *sharedTransport) Close() error {
-	t.mu.Lock()
-	subs := t.subs
-	t.subs, t.closed = nil, true
-	t.mu.Unlock()
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, s.Close())
-	}
-	return errors.Join(errs...)
+	_, err := t.subs.CloseAll()
+	return err
 }
 
 // sharedPublisher publishes on a broker that its Close leaves open.

@@ -8,6 +8,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/transports"
 	"github.com/millrace/millrace/transports/memory"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestKind_OpensWorkingTransport(t *testing.T) {
@@ -28,11 +29,11 @@ func TestKind_OpensWorkingTransport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ch := subscribe(t, t.Context(), sub, "orders")
+		ch := transporttest.Subscribe(t, t.Context(), sub, "orders")
 		if err := tr.Publisher().Publish("orders", msg("m0", "")); err != nil {
 			t.Fatal(err)
 		}
-		if got := receiveAcked(t, ch, 1); got[0] != "m0" {
+		if got := transporttest.ReceiveIDs(t, ch, 1, wait); got[0] != "m0" {
 			t.Errorf("got %v, want [m0]", got)
 		}
 
@@ -43,10 +44,10 @@ func TestKind_OpensWorkingTransport(t *testing.T) {
 		if err := tr.Close(); err != nil {
 			t.Errorf("second Close: %v", err)
 		}
-		if _, err := tr.Subscriber("billing"); !errors.Is(err, memory.ErrClosed) {
+		if _, err := tr.Subscriber("billing"); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
 		}
-		if err := tr.Publisher().Publish("orders", msg("m1", "")); !errors.Is(err, memory.ErrClosed) {
+		if err := tr.Publisher().Publish("orders", msg("m1", "")); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Publish after Close: %v, want ErrClosed", err)
 		}
 	})
@@ -91,15 +92,15 @@ func TestKindOn_ServicesShareTheBroker(t *testing.T) {
 			return tr
 		}
 		billing, shipping := open(), open()
-		chB := subscribe(t, t.Context(), must(billing.Subscriber("billing")), "orders")
-		chS := subscribe(t, t.Context(), must(shipping.Subscriber("shipping")), "orders")
+		chB := transporttest.Subscribe(t, t.Context(), must(billing.Subscriber("billing")), "orders")
+		chS := transporttest.Subscribe(t, t.Context(), must(shipping.Subscriber("shipping")), "orders")
 		if err := billing.Publisher().Publish("orders", msg("m0", "")); err != nil {
 			t.Fatal(err)
 		}
-		if got := receiveAcked(t, chB, 1); got[0] != "m0" {
+		if got := transporttest.ReceiveIDs(t, chB, 1, wait); got[0] != "m0" {
 			t.Errorf("billing got %v, want [m0]", got)
 		}
-		if got := receiveAcked(t, chS, 1); got[0] != "m0" {
+		if got := transporttest.ReceiveIDs(t, chS, 1, wait); got[0] != "m0" {
 			t.Errorf("shipping got %v, want [m0]", got)
 		}
 
@@ -107,13 +108,13 @@ func TestKindOn_ServicesShareTheBroker(t *testing.T) {
 		if err := billing.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := billing.Subscriber("billing"); !errors.Is(err, memory.ErrClosed) {
+		if _, err := billing.Subscriber("billing"); !errors.Is(err, transports.ErrClosed) {
 			t.Errorf("Subscriber after Close: %v, want ErrClosed", err)
 		}
 		if err := shipping.Publisher().Publish("orders", msg("m1", "")); err != nil {
 			t.Fatal(err)
 		}
-		if got := receiveAcked(t, chS, 1); got[0] != "m1" {
+		if got := transporttest.ReceiveIDs(t, chS, 1, wait); got[0] != "m1" {
 			t.Errorf("shipping got %v after billing closed, want [m1]", got)
 		}
 		if err := shipping.Close(); err != nil {
@@ -127,4 +128,42 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+func TestOpen_CallsAfterCloseFailWithErrClosed(t *testing.T) {
+	tr, err := memory.Open(t.Context(), *memory.DefaultConfig(), transports.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	transporttest.CheckClosed(t, tr, "orders", "billing")
+}
+
+// A transport on a shared broker closes the subscribers it made; once the
+// broker is closed, no more transports open on it.
+func TestKindOn_ClosedErrors(t *testing.T) {
+	b, err := memory.New(*memory.DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := transports.NewRegistry(memory.KindOn(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := reg.Open(t.Context(), "memory", memory.DefaultConfig(), transports.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := must(tr.Subscriber("billing"))
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Subscribe(t.Context(), "orders"); !errors.Is(err, transports.ErrClosed) {
+		t.Errorf("Subscribe after the transport's Close: %v, want ErrClosed", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Open(t.Context(), "memory", memory.DefaultConfig(), transports.Deps{}); !errors.Is(err, transports.ErrClosed) {
+		t.Errorf("Open on a closed broker: %v, want ErrClosed", err)
+	}
 }

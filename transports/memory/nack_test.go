@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/transports/memory"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestNack_RedeliveredAfterDelayNotHotLoop(t *testing.T) {
@@ -15,10 +16,10 @@ func TestNack_RedeliveredAfterDelayNotHotLoop(t *testing.T) {
 			c.RedeliveryDelay = time.Second
 			c.MaxRedeliveryDelay = 5 * time.Second
 		})
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		publish(t, b, "orders", "m0")
 
-		m := receive(t, ch)
+		m := transporttest.Next(t, ch, wait)
 		// Delay after the 1st, 2nd, ... nack: doubling, capped at the max.
 		for i, want := range []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
 			nackedAt := time.Now()
@@ -28,7 +29,7 @@ func TestNack_RedeliveredAfterDelayNotHotLoop(t *testing.T) {
 				t.Fatal("time passed while nothing was pending")
 			}
 
-			m = receive(t, ch)
+			m = transporttest.Next(t, ch, wait)
 			if got := time.Since(nackedAt); got != want {
 				t.Errorf("nack %d: redelivered after %v, want exactly %v", i+1, got, want)
 			}
@@ -46,7 +47,7 @@ func TestNack_RedeliveredAfterDelayNotHotLoop(t *testing.T) {
 func TestNack_RedeliveryIsFreshCopy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		sent := msg("m0", "k")
 		sent.Metadata.Set("a", "1")
 		if err := b.Publish("orders", sent); err != nil {
@@ -55,10 +56,10 @@ func TestNack_RedeliveryIsFreshCopy(t *testing.T) {
 		sent.Metadata.Set("a", "changed after publish")
 		sent.Payload[0] = 'X'
 
-		first := receive(t, ch)
+		first := transporttest.Next(t, ch, wait)
 		first.Metadata.Set("a", "changed by handler")
 		first.Nack()
-		second := receive(t, ch)
+		second := transporttest.Next(t, ch, wait)
 		if second == first {
 			t.Fatal("redelivery reused the nacked message value")
 		}
@@ -74,18 +75,18 @@ func TestNack_RedeliveryIsFreshCopy(t *testing.T) {
 func TestNack_OtherMessagesKeepFlowing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, func(c *memory.Config) { c.RedeliveryDelay = time.Second })
-		ch := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		publish(t, b, "orders", "m0", "m1", "m2")
 
 		start := time.Now()
-		receive(t, ch).Nack() // m0, no key: does not hold anything up
-		if got := receiveAcked(t, ch, 2); !slices.Equal(got, []string{"m1", "m2"}) {
+		transporttest.Next(t, ch, wait).Nack() // m0, no key: does not hold anything up
+		if got := transporttest.ReceiveIDs(t, ch, 2, wait); !slices.Equal(got, []string{"m1", "m2"}) {
 			t.Errorf("got %v, want [m1 m2]", got)
 		}
 		if time.Since(start) != 0 {
 			t.Errorf("m1 and m2 waited %v behind the nacked m0", time.Since(start))
 		}
-		if got := receiveAcked(t, ch, 1); got[0] != "m0" || time.Since(start) != time.Second {
+		if got := transporttest.ReceiveIDs(t, ch, 1, wait); got[0] != "m0" || time.Since(start) != time.Second {
 			t.Errorf("got %v after %v, want m0 after 1s", got, time.Since(start))
 		}
 	})
@@ -94,13 +95,13 @@ func TestNack_OtherMessagesKeepFlowing(t *testing.T) {
 func TestNack_RedeliveryGoesToAnyMember(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, nil)
-		ch1 := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		ch1 := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		publish(t, b, "orders", "m0")
-		m := receive(t, ch1)
-		ch2 := subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
+		m := transporttest.Next(t, ch1, wait)
+		ch2 := transporttest.Subscribe(t, t.Context(), b.Subscriber("billing"), "orders")
 		synctest.Wait() // ch2 is idle first, ch1 is busy with m0
 		m.Nack()
-		if got := receiveAcked(t, ch2, 1); got[0] != "m0" {
+		if got := transporttest.ReceiveIDs(t, ch2, 1, wait); got[0] != "m0" {
 			t.Errorf("got %v on the other member, want m0", got)
 		}
 		assertNothing(t, ch1)

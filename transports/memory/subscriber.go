@@ -46,12 +46,13 @@ func newSubscriber(b *Broker, group string) *Subscriber {
 // Subscriber is closed, but not when ctx is cancelled, so a handler can
 // finish during a graceful shutdown.
 //
-// Subscribe returns ErrClosed after Close.
+// After Close, Subscribe fails with an error wrapping
+// [transports.ErrClosed].
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	t, err := s.b.topic(topic)
 	if err != nil {

@@ -35,7 +35,7 @@ func (t *topic) publish(r *record) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return ErrClosed
+		return errClosed
 	}
 	t.add(r)
 	return nil
@@ -46,7 +46,7 @@ func (t *topic) publishAll(rs []*record) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return ErrClosed
+		return errClosed
 	}
 	for _, r := range rs {
 		t.add(r)
@@ -70,7 +70,7 @@ func (t *topic) join(name string) (*group, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	g := t.group(name)
 	g.members++

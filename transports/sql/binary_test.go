@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"bytes"
@@ -8,24 +8,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-)
 
-// receive returns the next message of ch, acked, or fails the test after
-// timeout.
-func receive(t *testing.T, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("subscription closed")
-		}
-		m.Ack()
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %s", timeout)
-		return nil
-	}
-}
+	"github.com/millrace/millrace/transports/transporttest"
+)
 
 func TestBinaryPayloadRoundTrip(t *testing.T) {
 	payloads := map[string][]byte{
@@ -54,7 +39,7 @@ func TestBinaryPayloadRoundTrip(t *testing.T) {
 				if err := tr.Publisher().Publish(topic, msg); err != nil {
 					t.Fatalf("%s: publish: %v", name, err)
 				}
-				got := receive(t, ch, 10*time.Second)
+				got := transporttest.Receive(t, ch, 10*time.Second)
 				if got.UUID != msg.UUID || got.Metadata.Get("case") != name {
 					t.Fatalf("%s: got message %s %v", name, got.UUID, got.Metadata)
 				}

@@ -1,4 +1,4 @@
-package sqltransport
+package sql
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 // id a subscriber would give it (see the package documentation).
 //
 // Browse is how operator tools read a dead-letter topic (it implements
-// dlq.Browser). A topic whose table does not exist has no messages. Browse
-// returns ErrClosed after Close.
+// dlq.Browser). A topic whose table does not exist has no messages. After
+// Close, Browse fails with an error wrapping [transports.ErrClosed].
 func (t *Transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
-	if t.isClosed() {
-		return nil, ErrClosed
+	if t.subs.Closed() {
+		return nil, errClosed
 	}
 	if err := checkTopic(topic); err != nil {
 		return nil, fmt.Errorf("%s: browse: %w", t.dialect, err)

@@ -1,8 +1,9 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,7 +11,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/middleware/dlq"
+	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 var _ dlq.Browser = (*sqltransport.Transport)(nil)
@@ -40,9 +43,9 @@ func TestBrowse_ReadsOldestFirstWithoutConsuming(t *testing.T) {
 			}
 
 			// Group "acked" consumes everything; Browse still sees it all.
-			acked := subscribe(t, tr, "acked", topic)
+			acked := transporttest.SubscribeGroup(t, tr, "acked", topic)
 			for range published {
-				receive(t, acked, 10*time.Second)
+				transporttest.Receive(t, acked, 10*time.Second)
 			}
 			for range 2 {
 				got, err := tr.Browse(ctx, topic)
@@ -61,13 +64,13 @@ func TestBrowse_ReadsOldestFirstWithoutConsuming(t *testing.T) {
 
 			// Browsing moved no offset: a group that subscribes now gets
 			// every message, and "acked" gets nothing more.
-			fresh := subscribe(t, tr, "fresh", topic)
+			fresh := transporttest.SubscribeGroup(t, tr, "fresh", topic)
 			for _, want := range published {
-				if got := receive(t, fresh, 10*time.Second); got.UUID != want.UUID {
+				if got := transporttest.Receive(t, fresh, 10*time.Second); got.UUID != want.UUID {
 					t.Fatalf("fresh group got %s, want %s", got.UUID, want.UUID)
 				}
 			}
-			expectNone(t, acked, 200*time.Millisecond)
+			transporttest.ExpectNone(t, acked, 200*time.Millisecond)
 
 			entries, err := dlq.List(ctx, tr, topic, dlq.Filter{})
 			if err != nil || len(entries) != len(published) {
@@ -83,7 +86,7 @@ func TestBrowse_AfterCloseIsErrClosed(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.Browse(context.Background(), "x"); err != sqltransport.ErrClosed {
+	if _, err := tr.Browse(context.Background(), "x"); !errors.Is(err, transports.ErrClosed) {
 		t.Fatalf("err = %v, want ErrClosed", err)
 	}
 }

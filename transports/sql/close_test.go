@@ -1,11 +1,16 @@
-package sqltransport_test
+package sql_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // TestClose_DoesNotWaitForAnotherSubscriptionsAck: a subscription waiting
@@ -19,19 +24,14 @@ func TestClose_DoesNotWaitForAnotherSubscriptionsAck(t *testing.T) {
 			cfg.AckDeadline = 30 * time.Second
 			holder, waiter := openTransport(t, b, cfg), openTransport(t, b, cfg)
 			topic := "close_" + watermill.NewShortUUID()
-			held := subscribe(t, holder, "g", topic)
+			held := transporttest.SubscribeGroup(t, holder, "g", topic)
 			if err := holder.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))); err != nil {
 				t.Fatal(err)
 			}
-			var m *message.Message
-			select {
-			case m = <-held:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no message")
-			}
+			m := transporttest.Next(t, held, 10*time.Second)
 			defer m.Ack()
 
-			subscribe(t, waiter, "g", topic)
+			transporttest.SubscribeGroup(t, waiter, "g", topic)
 			time.Sleep(300 * time.Millisecond) // let it block on the lock
 
 			start := time.Now()
@@ -40,6 +40,29 @@ func TestClose_DoesNotWaitForAnotherSubscriptionsAck(t *testing.T) {
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("Close took %s", d)
+			}
+		})
+	}
+}
+
+// After Close, every call fails with an error wrapping transports.ErrClosed,
+// a TxPublisher's Publish included.
+func TestClose_CallsAfterwardsFailWithErrClosed(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := testConfig(t, b)
+			tr := openTransport(t, b, cfg)
+			db := rawDB(t, b, cfg)
+			tx, err := db.BeginTx(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback() }()
+			txPub := tr.TxPublisher(tx)
+
+			transporttest.CheckClosed(t, tr, "close_"+watermill.NewShortUUID(), "g")
+			if err := txPub.Publish("t", message.NewMessage(watermill.NewUUID(), nil)); !errors.Is(err, transports.ErrClosed) {
+				t.Errorf("TxPublisher's Publish after Close: %v, want an error wrapping transports.ErrClosed", err)
 			}
 		})
 	}

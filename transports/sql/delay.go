@@ -1,4 +1,4 @@
-package sqltransport
+package sql
 
 import (
 	"context"
@@ -93,11 +93,8 @@ func (d *delayer) createTable(ctx context.Context) error {
 // that group only, no sooner than delay and typically within PollInterval
 // after it. A delay of 0 or less delivers at the next poll.
 func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
-	t.mu.Lock()
-	closed := t.closed
-	t.mu.Unlock()
-	if closed {
-		return ErrClosed
+	if t.subs.Closed() {
+		return errClosed
 	}
 	if topic == "" || !validName.MatchString(topic) || !validName.MatchString(group) {
 		return fmt.Errorf("%s: delay to topic %q, group %q: only letters, digits and - $ : . _ are allowed", t.dialect, topic, group)

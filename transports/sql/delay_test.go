@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 var (
@@ -46,7 +47,7 @@ func TestDelay_DeliversToOneGroupAfterDelay(t *testing.T) {
 			if err := tr.Delay(context.Background(), topic, "target", msg, delay); err != nil {
 				t.Fatal(err)
 			}
-			got := receive(t, target, 30*time.Second)
+			got := transporttest.Receive(t, target, 30*time.Second)
 			if elapsed := time.Since(start); elapsed < delay {
 				t.Errorf("delivered after %s, before the delay of %s", elapsed, delay)
 			}
@@ -63,10 +64,10 @@ func TestDelay_DeliversToOneGroupAfterDelay(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(200 * time.Millisecond)
-			if m := receive(t, other, 30*time.Second); m.UUID != marker.UUID {
+			if m := transporttest.Receive(t, other, 30*time.Second); m.UUID != marker.UUID {
 				t.Fatalf("group other received %s (%q), want only the marker", m.UUID, m.Payload)
 			}
-			if m := receive(t, target, 30*time.Second); m.UUID != marker.UUID {
+			if m := transporttest.Receive(t, target, 30*time.Second); m.UUID != marker.UUID {
 				t.Fatalf("group target received %s again, want the marker", m.UUID)
 			}
 			select {
@@ -97,7 +98,7 @@ func TestDelay_SurvivesUntilGroupSubscribes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := receive(t, ch, 30*time.Second); got.UUID != msg.UUID {
+			if got := transporttest.Receive(t, ch, 30*time.Second); got.UUID != msg.UUID {
 				t.Fatalf("got %s, want %s", got.UUID, msg.UUID)
 			}
 		})

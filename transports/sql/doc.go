@@ -1,6 +1,9 @@
-// Package sqltransport (directory transports/sql) carries messages through
-// PostgreSQL or MySQL/MariaDB tables with watermill-sql. PostgresKind and
-// MySQLKind register it as transport kinds "postgres" and "mysql".
+// Package sql carries messages through PostgreSQL or MySQL/MariaDB tables
+// with watermill-sql. [PostgresKind] and [MySQLKind] register it as
+// transport kinds "postgres" and "mysql". Importers name it sqltransport,
+// as the examples do, so that it does not hide database/sql:
+//
+//	import sqltransport "github.com/millrace/millrace/transports/sql"
 //
 // # Tables
 //
@@ -99,10 +102,10 @@
 //
 //	cfg := sqltransport.PostgresDefaultConfig()
 //	cfg.DSN = "postgres://app:secret@db:5432/orders?sslmode=disable"
-//	tr, err := sqltransport.OpenPostgres(ctx, *cfg, logger)
+//	tr, err := sqltransport.OpenPostgres(ctx, *cfg, transports.Deps{Logger: logger})
 //	if err != nil {
 //		return err // the password is not in err
 //	}
 //	defer tr.Close()
 //	sub, err := tr.Subscriber("billing")
-package sqltransport
+package sql

@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
 )
 
@@ -16,7 +17,7 @@ import (
 func ExampleTransport_TxPublisher() {
 	ctx := context.Background()
 	cfg := sqltransport.PostgresDefaultConfig()
-	tr, err := sqltransport.OpenPostgres(ctx, *cfg, nil)
+	tr, err := sqltransport.OpenPostgres(ctx, *cfg, transports.Deps{})
 	if err != nil {
 		panic(err)
 	}

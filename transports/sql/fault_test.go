@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"fmt"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // TestFault_PostgresRestartLosesNothing restarts the PostgreSQL server
@@ -33,7 +35,7 @@ func TestFault_PostgresRestartLosesNothing(t *testing.T) {
 	cfg.AckDeadline = 5 * time.Second
 	tr := openTransport(t, b, cfg)
 	topic := "fault_" + watermill.NewShortUUID()
-	ch := subscribe(t, tr, "g", topic)
+	ch := transporttest.SubscribeGroup(t, tr, "g", topic)
 
 	var (
 		mu       sync.Mutex

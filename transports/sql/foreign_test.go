@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	sqltransport "github.com/millrace/millrace/transports/sql"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // TestForeignRows_PlainInsertIsConsumed inserts rows as a client other than
@@ -67,7 +68,7 @@ func TestForeignRows_PlainInsertIsConsumed(t *testing.T) {
 				t.Fatal(err)
 			}
 			idPrefix := b.name + ":" + topic + "/"
-			first := receive(t, ch, 10*time.Second)
+			first := transporttest.Receive(t, ch, 10*time.Second)
 			if string(first.Payload) != "payload only" || !strings.HasPrefix(first.UUID, idPrefix) || len(first.Metadata) != 0 {
 				t.Fatalf("first: %s %q %v", first.UUID, first.Payload, first.Metadata)
 			}
@@ -76,17 +77,17 @@ func TestForeignRows_PlainInsertIsConsumed(t *testing.T) {
 			m := <-ch
 			id := m.UUID
 			m.Nack()
-			m = receive(t, ch, 10*time.Second)
+			m = transporttest.Receive(t, ch, 10*time.Second)
 			if m.UUID != id || !strings.HasPrefix(id, idPrefix) || string(m.Payload) != "no uuid" || m.Metadata.Get("k") != "v" {
 				t.Fatalf("redelivery: %s %q %v, want id %s", m.UUID, m.Payload, m.Metadata, id)
 			}
 
-			m = receive(t, ch, 10*time.Second)
+			m = transporttest.Receive(t, ch, 10*time.Second)
 			if !strings.HasPrefix(m.UUID, idPrefix) || m.UUID == id || len(m.Payload) != 0 || len(m.Metadata) != 0 {
 				t.Fatalf("all NULL: %s %q %v", m.UUID, m.Payload, m.Metadata)
 			}
 
-			m = receive(t, ch, 10*time.Second)
+			m = transporttest.Receive(t, ch, 10*time.Second)
 			want := map[string]string{"s": "x", "n": "1", "b": "true", "o": `{"a":[1]}`}
 			if !strings.HasPrefix(m.UUID, idPrefix) || string(m.Payload) != "empty uuid" || len(m.Metadata) != len(want) {
 				t.Fatalf("loose metadata: %s %q %v", m.UUID, m.Payload, m.Metadata)
@@ -97,12 +98,12 @@ func TestForeignRows_PlainInsertIsConsumed(t *testing.T) {
 				}
 			}
 
-			m = receive(t, ch, 10*time.Second)
+			m = transporttest.Receive(t, ch, 10*time.Second)
 			if string(m.Payload) != "not an object" || m.Metadata.Get(sqltransport.MetadataInvalid) == "" || len(m.Metadata) != 1 {
 				t.Fatalf("invalid metadata: %s %q %v", m.UUID, m.Payload, m.Metadata)
 			}
 
-			m = receive(t, ch, 10*time.Second)
+			m = transporttest.Receive(t, ch, 10*time.Second)
 			if m.UUID != "given-id" || string(m.Payload) != "with uuid" {
 				t.Fatalf("with uuid: %s %q", m.UUID, m.Payload)
 			}

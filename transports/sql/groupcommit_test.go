@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"context"

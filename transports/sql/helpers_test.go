@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/transports"
 	sqltransport "github.com/millrace/millrace/transports/sql"
 )
 
@@ -30,7 +30,7 @@ var backends = []backend{
 		driver: "pgx",
 		config: sqltransport.PostgresDefaultConfig,
 		open: func(ctx context.Context, c sqltransport.Config) (*sqltransport.Transport, error) {
-			return sqltransport.OpenPostgres(ctx, c, nil)
+			return sqltransport.OpenPostgres(ctx, c, transports.Deps{})
 		},
 		tables: "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
 		quote:  func(s string) string { return `"` + s + `"` },
@@ -40,7 +40,7 @@ var backends = []backend{
 		driver: "mysql",
 		config: sqltransport.MySQLDefaultConfig,
 		open: func(ctx context.Context, c sqltransport.Config) (*sqltransport.Transport, error) {
-			return sqltransport.OpenMySQL(ctx, c, nil)
+			return sqltransport.OpenMySQL(ctx, c, transports.Deps{})
 		},
 		tables: "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
 		quote:  func(s string) string { return "`" + s + "`" },
@@ -117,31 +117,4 @@ func rawDB(t testing.TB, b backend, c sqltransport.Config) *stdsql.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-// subscribe subscribes a new subscriber of group to topic; the subscription
-// ends when the test does.
-func subscribe(t *testing.T, tr *sqltransport.Transport, group, topic string) <-chan *message.Message {
-	t.Helper()
-	sub, err := tr.Subscriber(group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// expectNone fails the test if ch delivers a message within wait.
-func expectNone(t *testing.T, ch <-chan *message.Message, wait time.Duration) {
-	t.Helper()
-	select {
-	case m := <-ch:
-		t.Fatalf("unexpected message %s (%q)", m.UUID, m.Payload)
-	case <-time.After(wait):
-	}
 }

@@ -1,11 +1,10 @@
-package sqltransport
+package sql
 
 import (
 	"context"
 	stdsql "database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -19,44 +18,25 @@ import (
 	"github.com/millrace/millrace/transports"
 )
 
-// ErrClosed is returned by Subscriber, Subscribe, Delay, Browse and Publish
-// (also of a TxPublisher) once the transport or subscriber is closed.
-var ErrClosed = errors.New("sql transport: closed")
+// errClosed is the error of calls that fail because the transport, or its
+// subscriber called, is closed: Subscriber, Subscribe, Delay, Browse and
+// Publish (also of a TxPublisher).
+var errClosed = fmt.Errorf("sql: %w", transports.ErrClosed)
 
-var errConfigType = errors.New("sql transport: config must be a *sqltransport.Config")
-
-// PostgresKind describes the PostgreSQL transport: selected by
-// transport.kind "postgres", configured by transport.postgres (a *Config,
-// defaults from PostgresDefaultConfig).
+// PostgresKind describes the PostgreSQL transport for a
+// [transports.Registry]: selected by transport.kind "postgres", configured
+// by transport.postgres (a *[Config], defaults from
+// [PostgresDefaultConfig]) and opened with [OpenPostgres].
 func PostgresKind() transports.Kind {
-	return transports.Kind{
-		Name:          "postgres",
-		DefaultConfig: func() any { return PostgresDefaultConfig() },
-		Open: func(ctx context.Context, cfg any, deps transports.Deps) (transports.Transport, error) {
-			return openKind(ctx, postgres, cfg, deps)
-		},
-	}
+	return transports.NewKind("postgres", PostgresDefaultConfig, OpenPostgres)
 }
 
-// MySQLKind describes the MySQL/MariaDB transport: selected by
-// transport.kind "mysql", configured by transport.mysql (a *Config,
-// defaults from MySQLDefaultConfig).
+// MySQLKind describes the MySQL/MariaDB transport for a
+// [transports.Registry]: selected by transport.kind "mysql", configured by
+// transport.mysql (a *[Config], defaults from [MySQLDefaultConfig]) and
+// opened with [OpenMySQL].
 func MySQLKind() transports.Kind {
-	return transports.Kind{
-		Name:          "mysql",
-		DefaultConfig: func() any { return MySQLDefaultConfig() },
-		Open: func(ctx context.Context, cfg any, deps transports.Deps) (transports.Transport, error) {
-			return openKind(ctx, mysqlDialect, cfg, deps)
-		},
-	}
-}
-
-func openKind(ctx context.Context, d dialect, cfg any, deps transports.Deps) (transports.Transport, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, errConfigType
-	}
-	return open(ctx, d, *c, deps.Logger)
+	return transports.NewKind("mysql", MySQLDefaultConfig, OpenMySQL)
 }
 
 // Transport is an open SQL transport: a connection pool, one publisher, the
@@ -73,33 +53,30 @@ type Transport struct {
 	delay   *delayer
 	tables  sync.Map // topics whose tables exist
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*groupSubscriber
+	// subs are closed concurrently: a subscription of one subscriber may
+	// wait for an offsets row that a subscription of another holds.
+	subs transports.Subscribers[*groupSubscriber]
 }
 
 // OpenPostgres connects to PostgreSQL, checks the connection, creates the
 // delayed messages table if missing and starts the delayed messages
 // poller. cfg is validated first. Errors never contain the DSN's password.
-// A nil logger means slog.Default().
-func OpenPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
-	return open(ctx, postgres, cfg, logger)
+// It logs to deps.Logger.
+func OpenPostgres(ctx context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
+	return open(ctx, postgres, cfg, deps)
 }
 
-// OpenMySQL is OpenPostgres for MySQL and MariaDB.
-func OpenMySQL(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
-	return open(ctx, mysqlDialect, cfg, logger)
+// OpenMySQL is [OpenPostgres] for MySQL and MariaDB.
+func OpenMySQL(ctx context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
+	return open(ctx, mysqlDialect, cfg, deps)
 }
 
-func open(ctx context.Context, d dialect, cfg Config, logger *slog.Logger) (*Transport, error) {
+func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Transport, error) {
 	cfg.dialect = d
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
-	wlog := transports.WatermillLogger(logger)
+	wlog := transports.WatermillLogger(deps.Logger)
 	redact := newRedactor(cfg.DSN)
 	db, err := stdsql.Open(d.driverName(), cfg.DSN)
 	if err != nil {
@@ -117,6 +94,7 @@ func open(ctx context.Context, d dialect, cfg Config, logger *slog.Logger) (*Tra
 		logger:  wlog,
 		schema:  schema{d: d, prefix: cfg.TablePrefix, batchSize: cfg.BatchSize},
 	}
+	t.subs.ErrClosed, t.subs.Concurrent = errClosed, true
 	t.pub = &publisher{t: t}
 	t.delay, err = newDelayer(ctx, t)
 	if err != nil {
@@ -136,52 +114,30 @@ func (t *Transport) Publisher() message.Publisher { return t.pub }
 // Subscriber returns a subscriber consuming as consumer group group. Each
 // Subscribe call reads both the topic and the group's private topic that
 // Delay feeds, merged into one channel. group must consist of letters,
-// digits and - $ : . _ (it becomes part of a table name).
+// digits and - $ : . _ (it becomes part of a table name). After Close,
+// Subscriber fails with an error wrapping [transports.ErrClosed].
 func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	if !validName.MatchString(group) {
 		return nil, fmt.Errorf("%s: consumer group %q: only letters, digits and - $ : . _ are allowed", t.dialect, group)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, ErrClosed
+	s, err := t.subs.Add(func() (*groupSubscriber, error) { return newGroupSubscriber(t, group), nil })
+	if err != nil {
+		return nil, err
 	}
-	s := newGroupSubscriber(t, group)
-	t.subs = append(t.subs, s)
 	return s, nil
-}
-
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
 }
 
 // Close stops the delayed messages poller, closes every subscriber the
 // transport made and its publisher, then the connection pool. It is safe
 // to call more than once; later calls return nil.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	// The poller stops first; a later Close finds it stopped.
+	t.delay.close()
+	first, err := t.subs.CloseAll()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	subs := t.subs
-	t.subs = nil
-	t.mu.Unlock()
-
-	t.delay.close()
-	// Concurrently: a subscription of one subscriber may wait for an
-	// offsets row that a subscription of another holds.
-	errs := make([]error, len(subs), len(subs)+2)
-	var wg sync.WaitGroup
-	for i, s := range subs {
-		wg.Go(func() { errs[i] = s.Close() })
-	}
-	wg.Wait()
-	errs = append(errs, t.pub.Close(), t.db.Close())
-	return errors.Join(errs...)
+	return errors.Join(err, t.pub.Close(), t.db.Close())
 }
 
 // redactor removes a DSN and its password from driver errors, which may

@@ -1,4 +1,4 @@
-package sqltransport
+package sql
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package sqltransport
+package sql
 
 import (
 	"context"
@@ -20,7 +20,7 @@ type Execer interface {
 }
 
 // publisher is the transport's shared publisher. Close waits for running
-// Publish calls; Publish after Close returns ErrClosed.
+// Publish calls; Publish after Close fails with errClosed.
 type publisher struct {
 	t       *Transport
 	commits groupCommit
@@ -40,7 +40,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return ErrClosed
+		return errClosed
 	}
 	if len(msgs) == 0 {
 		return checkTopic(topic)
@@ -104,8 +104,8 @@ type txPublisher struct {
 }
 
 func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
-	if p.t.isClosed() {
-		return ErrClosed
+	if p.t.subs.Closed() {
+		return errClosed
 	}
 	if len(msgs) == 0 {
 		return checkTopic(topic)

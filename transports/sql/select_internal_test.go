@@ -1,4 +1,4 @@
-package sqltransport
+package sql
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports"
 )
 
 // On PostgreSQL a subscription's query reads batch_size rows from the
@@ -17,7 +19,7 @@ func TestSelectQuery_PostgresScansOnlyABatch(t *testing.T) {
 	ctx := context.Background()
 	cfg := PostgresDefaultConfig()
 	cfg.TablePrefix = "sel" + strings.ToLower(watermill.NewShortUUID()[:8]) + "_"
-	tr, err := OpenPostgres(ctx, *cfg, nil)
+	tr, err := OpenPostgres(ctx, *cfg, transports.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 // Two subscriptions of one group share a topic's messages: each message is
@@ -36,7 +38,7 @@ func TestGroup_TwoSubscriptionsHandleEachMessageOnce(t *testing.T) {
 				done  = make(chan struct{})
 			)
 			for range 2 {
-				ch := subscribe(t, tr, "workers", topic)
+				ch := transporttest.SubscribeGroup(t, tr, "workers", topic)
 				go func() {
 					for m := range ch {
 						mu.Lock()

@@ -1,4 +1,4 @@
-package sqltransport
+package sql
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports"
 )
 
 // groupTopic is the private topic of one consumer group of topic: Delay
@@ -37,15 +39,34 @@ type groupSubscriber struct {
 	stop       context.Context // done once Close starts
 	cancelStop context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*wsql.Subscriber
-	wg     sync.WaitGroup
+	// subs are closed concurrently, for the reason the transport's are.
+	subs transports.Subscribers[*subscription]
+	wg   sync.WaitGroup
 }
 
 func newGroupSubscriber(t *Transport, group string) *groupSubscriber {
 	stop, cancel := context.WithCancel(context.Background())
-	return &groupSubscriber{t: t, group: group, stop: stop, cancelStop: cancel}
+	s := &groupSubscriber{t: t, group: group, stop: stop, cancelStop: cancel}
+	s.subs.ErrClosed, s.subs.Concurrent = errClosed, true
+	return s
+}
+
+// subscription is what one Subscribe call reads: the watermill-sql
+// subscribers of the topic and of the group's private topic, merged into
+// out.
+type subscription struct {
+	main, private *wsql.Subscriber
+	out           chan *message.Message
+}
+
+// Close closes both watermill-sql subscribers at once.
+func (s *subscription) Close() error {
+	var privateErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { privateErr = s.private.Close() })
+	err := s.main.Close()
+	wg.Wait()
+	return errors.Join(err, privateErr)
 }
 
 func (s *groupSubscriber) newSub(topic string) (*wsql.Subscriber, error) {
@@ -70,11 +91,15 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	if err := checkTopic(topic); err != nil {
 		return nil, fmt.Errorf("%s: subscribe: %w", s.t.dialect, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
+	sub, err := s.subs.Add(func() (*subscription, error) { return s.subscribe(ctx, topic) })
+	if err != nil {
+		return nil, err
 	}
+	return sub.out, nil
+}
+
+// subscribe starts the subscription of Subscribe; s.subs is locked.
+func (s *groupSubscriber) subscribe(ctx context.Context, topic string) (*subscription, error) {
 	private := groupTopic(topic, s.group)
 	if err := errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, private)); err != nil {
 		return nil, err
@@ -105,7 +130,6 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		_ = mainSub.Close()
 		return nil, fmt.Errorf("%s: subscribe to %s: %w", s.t.dialect, private, err)
 	}
-	s.subs = append(s.subs, mainSub, privateSub)
 
 	out := make(chan *message.Message)
 	var both sync.WaitGroup
@@ -134,7 +158,7 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		cancel()
 		close(out)
 	}()
-	return out, nil
+	return &subscription{main: mainSub, private: privateSub, out: out}, nil
 }
 
 // SubscribeInitialize creates the tables of topic and of the group's
@@ -151,25 +175,12 @@ func (s *groupSubscriber) SubscribeInitialize(topic string) error {
 // Messages acked before Close are committed; unacked ones are delivered
 // again later. Safe to call more than once.
 func (s *groupSubscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	subs := s.subs
-	s.subs = nil
-	s.mu.Unlock()
-
+	// Before the subscriptions close: it interrupts those waiting for
+	// their group's offsets row (see stopBeginner).
 	s.cancelStop()
-	var wg sync.WaitGroup
-	errs := make([]error, len(subs))
-	for i, sub := range subs {
-		wg.Go(func() { errs[i] = sub.Close() })
-	}
-	wg.Wait()
+	_, err := s.subs.CloseAll()
 	s.wg.Wait()
-	return errors.Join(errs...)
+	return err
 }
 
 // stopBeginner is a wsql.Beginner on db whose transactions' queries are

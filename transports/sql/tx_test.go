@@ -1,4 +1,4 @@
-package sqltransport_test
+package sql_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestTxPublisher_VisibleOnlyAfterCommit(t *testing.T) {
@@ -16,7 +18,7 @@ func TestTxPublisher_VisibleOnlyAfterCommit(t *testing.T) {
 			tr := openTransport(t, b, cfg)
 			db := rawDB(t, b, cfg)
 			topic := "tx_" + watermill.NewShortUUID()
-			ch := subscribe(t, tr, "g", topic)
+			ch := transporttest.SubscribeGroup(t, tr, "g", topic)
 			ctx := context.Background()
 
 			// Rolled back: never delivered.
@@ -44,16 +46,16 @@ func TestTxPublisher_VisibleOnlyAfterCommit(t *testing.T) {
 			if err := tr.TxPublisher(tx).Publish(topic, kept...); err != nil {
 				t.Fatal(err)
 			}
-			expectNone(t, ch, 300*time.Millisecond)
+			transporttest.ExpectNone(t, ch, 300*time.Millisecond)
 			if err := tx.Commit(); err != nil {
 				t.Fatal(err)
 			}
 			for _, want := range kept {
-				if got := receive(t, ch, 10*time.Second); got.UUID != want.UUID {
+				if got := transporttest.Receive(t, ch, 10*time.Second); got.UUID != want.UUID {
 					t.Fatalf("got %s (%q), want %s", got.UUID, got.Payload, want.UUID)
 				}
 			}
-			expectNone(t, ch, 200*time.Millisecond)
+			transporttest.ExpectNone(t, ch, 200*time.Millisecond)
 		})
 	}
 }
