@@ -2,52 +2,17 @@ package framework_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/millrace/millrace/framework"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
-// silentServer accepts TCP connections and never answers, as a half-dead
-// host or a wrong port behind a proxy does. It returns its address.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 func TestDedupStore_ThatDoesNotAnswerFailsTheStart(t *testing.T) {
-	addr := silentServer(t)
+	addr := transporttest.SilentServer(t)
 	tests := []struct {
 		store, dsn string
 	}{
@@ -84,7 +49,7 @@ func TestDedupStore_ThatDoesNotAnswerFailsTheStart(t *testing.T) {
 }
 
 func TestDedupStore_FailOpenStartsDegradedAndSaysSo(t *testing.T) {
-	addr := silentServer(t)
+	addr := transporttest.SilentServer(t)
 	var log strings.Builder
 	var mu sync.Mutex
 	app := newAppWithLog(t, "middleware:\n  dedup:\n    store: redis\n    dsn: redis://"+addr+"/0\n    connect_timeout: 200ms\n    fail_open: true\n", lockedWriter{&mu, &log})

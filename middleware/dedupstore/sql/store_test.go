@@ -20,6 +20,7 @@ import (
 	"github.com/millrace/millrace/middleware"
 	sqlstore "github.com/millrace/millrace/middleware/dedupstore/sql"
 	"github.com/millrace/millrace/middleware/dedupstore/storetest"
+	"github.com/millrace/millrace/transports/transporttest"
 )
 
 func TestMain(m *testing.M) {
@@ -472,4 +473,31 @@ func waitClaimed(t *testing.T, s *sqlstore.Store, key, owner string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestStore_CallsOnAServerThatNeverAnswersAreBounded(t *testing.T) {
+	addr := transporttest.SilentServer(t)
+	dsns := map[string]string{
+		"Postgres": "postgres://postgres@" + addr + "/test?sslmode=disable",
+		"MySQL":    "root@tcp(" + addr + ")/test",
+	}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		db, err := sql.Open(b.driver, dsns[b.name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		s, err := sqlstore.New(db, b.dialect, "dedup", sqlstore.CallTimeout(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = s.Claim(context.Background(), "k", "o", time.Second)
+		if !errors.Is(err, middleware.ErrStoreUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Claim = %v, want ErrStoreUnavailable and the deadline", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("Claim gave up after %v, want about the 200ms call timeout", took)
+		}
+	})
 }
