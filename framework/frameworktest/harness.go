@@ -3,6 +3,7 @@ package frameworktest
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,21 +46,38 @@ type options struct {
 	yaml    string
 	env     []string
 	timeout time.Duration
+	fromEnv bool
 }
 
 // WithConfig gives the App this YAML config (as in a service's config file).
-// The transport is always the in-memory one: transport.kind is ignored, but
-// the transport.memory section is honoured.
+// The transport is the in-memory one: transport.kind is ignored (unless
+// [FromEnvironment]), but the transport.memory section is honoured.
 func WithConfig(yaml string) Option { return func(o *options) { o.yaml = yaml } }
 
 // WithEnv gives the App these environment overrides ("MILLRACE_X=v"), instead
-// of none: the process environment is never read.
+// of none: the process environment is read only with [FromEnvironment].
 func WithEnv(env ...string) Option { return func(o *options) { o.env = env } }
+
+// FromEnvironment lets the process environment configure the App too: its
+// MILLRACE_ variables apply after those of WithEnv, and transport.kind is
+// honoured, so that
+//
+//	MILLRACE_TRANSPORT_KIND=amqp MILLRACE_TRANSPORT_AMQP_URL=amqp://guest:guest@localhost:5672/ go test ./...
+//
+// runs the same handler tests on RabbitMQ (or any transport the
+// environment names) instead of the in-memory one. With no MILLRACE_
+// variables set the App runs on the in-memory transport as usual. A real
+// broker cannot live in a synctest bubble: a harness on another transport
+// must be made outside one and runs on real time (Advance is refused), so
+// write such tests with WaitUntil and the Wait helpers, not with Advance.
+// On a broker that outlives the test, give each test its own topics.
+func FromEnvironment() Option { return func(o *options) { o.fromEnv = true } }
 
 // WithTimeout replaces DefaultTimeout.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
-// New builds an App on a fresh in-memory broker, with config defaults unless
+// New builds an App on a fresh in-memory broker (or the transport the
+// environment names, with [FromEnvironment]), with config defaults unless
 // WithConfig or WithEnv say otherwise, and logs going to the test's output.
 // The App is stopped when the test ends. Register handlers on h.App, then
 // call Start.
@@ -78,15 +96,29 @@ func New(t testing.TB, opts ...Option) *Harness {
 	if err != nil {
 		t.Fatalf("frameworktest: %v", err)
 	}
-	cfg, err := framework.Parse([]byte(o.yaml), o.env, reg)
+	env := o.env
+	if o.fromEnv {
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, framework.EnvPrefix) && !strings.HasPrefix(kv, framework.EnvConfigPath+"=") {
+				env = append(env, kv)
+			}
+		}
+	}
+	cfg, err := framework.Parse([]byte(o.yaml), env, reg)
 	if err != nil {
 		t.Fatalf("frameworktest: config: %v", err)
 	}
-	cfg.Transport.Kind = framework.DefaultTransportKind
+	bubble := inBubble()
+	switch {
+	case !o.fromEnv:
+		cfg.Transport.Kind = framework.DefaultTransportKind
+	case bubble && cfg.Transport.Kind != framework.DefaultTransportKind:
+		t.Fatalf("frameworktest: transport %q is a real broker, which cannot run inside a synctest bubble: make this harness outside synctest.Test (it then runs on real time)", cfg.Transport.Kind)
+	}
 	logger := framework.NewLogger(cfg, t.Output())
 	tr, err := reg.Open(context.Background(), cfg.Transport.Kind, cfg.Transport.Section(), transports.Deps{Logger: logger})
 	if err != nil {
-		t.Fatalf("frameworktest: open memory transport: %v", err)
+		t.Fatalf("frameworktest: open %s transport: %v", cfg.Transport.Kind, err)
 	}
 	rec := newRecorder()
 	app, err := framework.New(cfg, logger, &recordingTransport{Transport: tr, pub: &recordingPublisher{Publisher: tr.Publisher(), rec: rec}})
@@ -95,7 +127,7 @@ func New(t testing.TB, opts ...Option) *Harness {
 		t.Fatalf("frameworktest: %v", err)
 	}
 	app.Observe(rec)
-	h := &Harness{App: app, t: t, timeout: o.timeout, bubble: inBubble(), rec: rec}
+	h := &Harness{App: app, t: t, timeout: o.timeout, bubble: bubble, rec: rec}
 	t.Cleanup(h.cleanup)
 	return h
 }
@@ -425,7 +457,36 @@ type recordingTransport struct {
 
 func (t *recordingTransport) Publisher() message.Publisher { return t.pub }
 
-// Delay forwards delayed redelivery to the memory transport.
+// SubscribeEphemeral forwards subscriptions of one instance alone.
+func (t *recordingTransport) SubscribeEphemeral(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	es, ok := t.Transport.(transports.EphemeralSubscriber)
+	if !ok {
+		return nil, fmt.Errorf("frameworktest: transport %T has no subscriptions for one instance", t.Transport)
+	}
+	return es.SubscribeEphemeral(ctx, topic)
+}
+
+// Retain forwards keeping a topic's messages, on a broker that needs it;
+// elsewhere there is nothing to do.
+func (t *recordingTransport) Retain(ctx context.Context, topic string) error {
+	if r, ok := t.Transport.(transports.Retainer); ok {
+		return r.Retain(ctx, topic)
+	}
+	return nil
+}
+
+// Browse forwards reading a topic's retained messages (the poison queue).
+func (t *recordingTransport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
+	b, ok := t.Transport.(interface {
+		Browse(context.Context, string) ([]*message.Message, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("frameworktest: transport %T cannot browse topics", t.Transport)
+	}
+	return b.Browse(ctx, topic)
+}
+
+// Delay forwards delayed redelivery to the transport.
 func (t *recordingTransport) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
 	d, ok := t.Transport.(middleware.Delayer)
 	if !ok {

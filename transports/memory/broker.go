@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -171,6 +172,35 @@ func (b *Broker) topic(name string) (*topic, error) {
 		b.topics[name] = t
 	}
 	return t, nil
+}
+
+// SubscribeEphemeral subscribes to topic for the caller alone
+// ([transports.EphemeralSubscriber]): in a group of its own that gets what
+// is published from now on, not the retained messages, and is gone when the
+// subscription ends, at ctx's end or the broker's Close.
+func (b *Broker) SubscribeEphemeral(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s, err := b.subscriber("")
+	if err != nil {
+		return nil, err
+	}
+	return b.ephemeral(ctx, s, topic, nil)
+}
+
+// ephemeral subscribes s fresh to topic and closes s when ctx ends (then
+// calls done, if set).
+func (b *Broker) ephemeral(ctx context.Context, s *Subscriber, topic string, done func()) (<-chan *message.Message, error) {
+	ch, err := s.subscribe(ctx, topic, true)
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() {
+		_ = s.Close()
+		if done != nil {
+			done()
+		}
+	})
+	return ch, nil
 }
 
 // forget removes a closed subscriber from the subscribers Close closes.

@@ -33,7 +33,8 @@ type group struct {
 	gone    bool            // dropped: its topic closed, or its anonymous subscription ended
 }
 
-func newGroup(t *topic, name string, anonymous bool) *group {
+// newGroup returns a group of t, with the retained history pending if seed.
+func newGroup(t *topic, name string, anonymous, seed bool) *group {
 	g := &group{
 		t:         t,
 		name:      name,
@@ -41,7 +42,9 @@ func newGroup(t *topic, name string, anonymous bool) *group {
 		keys:      make(map[string]*entryQueue),
 		delayed:   make(map[*entry]struct{}),
 	}
-	t.hist.each(g.add)
+	if seed {
+		t.hist.each(g.add)
+	}
 	return g
 }
 

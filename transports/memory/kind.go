@@ -55,6 +55,11 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 	return t.b.Delay(ctx, topic, group, msg, delay)
 }
 
+// SubscribeEphemeral is [Broker.SubscribeEphemeral].
+func (t *Transport) SubscribeEphemeral(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return t.b.SubscribeEphemeral(ctx, topic)
+}
+
 // Browse is [Broker.Browse].
 func (t *Transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
 	return t.b.Browse(ctx, topic)
@@ -95,6 +100,16 @@ func (t *sharedTransport) Subscriber(group string) (message.Subscriber, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// SubscribeEphemeral is [Broker.SubscribeEphemeral], closed with the
+// transport.
+func (t *sharedTransport) SubscribeEphemeral(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s, err := t.subs.Add(func() (*Subscriber, error) { return t.b.subscriber("") })
+	if err != nil {
+		return nil, err
+	}
+	return t.b.ephemeral(ctx, s, topic, func() { t.subs.Remove(s) })
 }
 
 func (t *sharedTransport) Close() error {

@@ -22,7 +22,10 @@ type Subscriber struct {
 	running sync.WaitGroup // one per subscription goroutine
 }
 
-var _ message.Subscriber = (*Subscriber)(nil)
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
 
 func newSubscriber(b *Broker, group string) *Subscriber {
 	return &Subscriber{b: b, group: group, closing: make(chan struct{})}
@@ -49,6 +52,12 @@ func newSubscriber(b *Broker, group string) *Subscriber {
 // After Close, Subscribe fails with an error wrapping
 // [transports.ErrClosed].
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.subscribe(ctx, topic, false)
+}
+
+// subscribe starts a subscription; fresh (group "" only) starts it without
+// the topic's retained messages.
+func (s *Subscriber) subscribe(ctx context.Context, topic string, fresh bool) (<-chan *message.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -58,7 +67,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, err
 	}
-	g, err := t.join(s.group)
+	g, err := t.join(s.group, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +84,28 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.running.Add(1)
 	go sub.run()
 	return sub.out, nil
+}
+
+// SubscribeInitialize creates the subscriber's group on topic if it does
+// not exist yet (seeded with the topic's retained messages, as a new group
+// is), so that the group keeps every message published from now on before
+// it has a subscription: message.SubscribeInitializer, which the App's
+// Prepare calls. For group "" it does nothing: such groups exist only while
+// subscribed.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if s.group == "" {
+		return nil
+	}
+	t, err := s.b.topic(topic)
+	if err != nil {
+		return err
+	}
+	return t.ensure(s.group)
 }
 
 // Close ends every subscription of the Subscriber and closes their

@@ -43,14 +43,14 @@ func (s *subscription) run() {
 		if e = s.next(e, how); e == nil {
 			return
 		}
-		if how = s.deliver(e); how == unsettled {
+		if how = s.offer(e); how == unsettled {
 			return
 		}
 	}
 }
 
 // next settles the previous delivery (if any) and returns the next entry to
-// deliver, waiting for one if none is ready; nil means stop.
+// offer, waiting for one if none is ready; nil means stop.
 func (s *subscription) next(prev *entry, how settlement) *entry {
 	t, g := s.t, s.g
 	t.mu.Lock()
@@ -103,10 +103,10 @@ func (s *subscription) stopping() bool {
 	}
 }
 
-// deliver offers e to the consumer and waits until it is acked or nacked.
+// offer hands e to the consumer and waits until it is acked or nacked.
 // It returns unsettled if the subscription must stop; e is then back in its
 // group.
-func (s *subscription) deliver(e *entry) settlement {
+func (s *subscription) offer(e *entry) settlement {
 	m := e.rec.newMessage()
 	ctx, cancel := context.WithCancel(s.msgCtx)
 	defer cancel()

@@ -65,16 +65,35 @@ func (t *topic) add(r *record) {
 
 // join adds a member to group name, creating the group (seeded with the
 // retained history) if it does not exist. Name "" always creates a new
-// anonymous group.
-func (t *topic) join(name string) (*group, error) {
+// anonymous group; fresh leaves such a group without the history, so that
+// it gets only what is published from now on.
+func (t *topic) join(name string, fresh bool) (*group, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, errClosed
 	}
-	g := t.group(name)
+	var g *group
+	if name == "" && fresh {
+		g = newGroup(t, "", true, false)
+		t.groups = append(t.groups, g)
+	} else {
+		g = t.group(name)
+	}
 	g.members++
 	return g, nil
+}
+
+// ensure creates group name (seeded with the retained history) if it does
+// not exist, without a member: it keeps what is published from now on.
+func (t *topic) ensure(name string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return errClosed
+	}
+	t.group(name)
+	return nil
 }
 
 // group returns group name, creating it (seeded with the retained history)
@@ -83,7 +102,7 @@ func (t *topic) join(name string) (*group, error) {
 func (t *topic) group(name string) *group {
 	g := t.named[name]
 	if g == nil {
-		g = newGroup(t, name, name == "")
+		g = newGroup(t, name, name == "", true)
 		t.groups = append(t.groups, g)
 		if !g.anonymous {
 			t.named[name] = g
