@@ -80,6 +80,10 @@ func Run(t *testing.T, target Target) {
 		{"PoisonAndReplay", s.poisonAndReplay},
 		{"Dedup", s.dedup},
 		{"GracefulShutdown", s.gracefulShutdown},
+		{"ShutdownUnderLoad", s.shutdownUnderLoad},
+		{"CommandToItsSingleHandler", s.commandToItsSingleHandler},
+		{"EventFanOut", s.eventFanOut},
+		{"RequestReply", s.requestReply},
 	} {
 		t.Run(sc.name, sc.run)
 	}
