@@ -47,6 +47,9 @@ type App struct {
 
 	middleware []message.HandlerMiddleware
 	observers  []Observer
+	metrics    *metrics // nil when observability.metrics is off
+	tracing    *tracing
+	server     *server // the observability listener, nil without observability.addr
 	handlers   []*handler
 	names      map[string]bool
 	regErrs    []error
@@ -113,6 +116,14 @@ func New(cfg *Config, logger *slog.Logger, tr transports.Transport) (*App, error
 	}
 	a.handlerCtx, a.cancelHandlers = context.WithCancel(context.Background())
 	a.subCtx, a.cancelSubs = context.WithCancel(context.Background())
+	if cfg.Observability.Metrics {
+		a.metrics = newMetrics(a)
+	}
+	t, err := newTracing(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.tracing = t
 	return a, nil
 }
 
@@ -223,6 +234,15 @@ func (a *App) Start(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("start handler %q: %w", h.name, err), a.Stop(context.Background()))
 		}
 	}
+	if a.cfg.Observability.Addr != "" {
+		srv, err := a.serve()
+		if err != nil {
+			return errors.Join(err, a.Stop(context.Background()))
+		}
+		a.mu.Lock()
+		a.server = srv
+		a.mu.Unlock()
+	}
 	close(a.started)
 	a.logger.Debug("effective configuration", slog.Any("config", a.cfg))
 	a.logger.Info("service started",
@@ -232,6 +252,7 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 func (a *App) startHandler(ctx context.Context, h *handler) error {
+	h.metrics = a.metrics.forHandler(h.name)
 	a.mu.Lock() // stack registers breakers, throttles and stores on a
 	defaults, err := a.stack(h)
 	a.mu.Unlock()
@@ -258,6 +279,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 			return fmt.Errorf("subscribe to %q for this instance: %w", h.topic, err)
 		}
 		a.loops.Add(1)
+		h.running.Add(1)
 		go a.consume(h, chain, ch, false)
 		a.logger.Debug("handler started", slog.String("handler", h.name), slog.String("topic", h.topic), slog.Bool("ephemeral", true))
 		return nil
@@ -279,6 +301,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 			return fmt.Errorf("subscribe to %q: %w", h.topic, err)
 		}
 		a.loops.Add(1)
+		h.running.Add(1)
 		go a.consume(h, chain, ch, concurrent)
 	}
 	a.logger.Info("handler started",
@@ -346,7 +369,7 @@ func (a *App) Stop(ctx context.Context) error {
 	case stateNew:
 		a.state = stateStopped
 		a.mu.Unlock()
-		a.stopErr = a.closeAll()
+		a.stopErr = errors.Join(a.closeAll(), a.closeObservability())
 		close(a.stopped)
 		return a.stopErr
 	}
@@ -372,7 +395,7 @@ func (a *App) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, a.closeAll())
+	errs = append(errs, a.closeAll(), a.closeObservability())
 	a.cancelHandlers()
 
 	a.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmw "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/millrace/millrace/framework"
 	"github.com/millrace/millrace/transports/memory"
@@ -22,13 +24,18 @@ import (
 // transport, in one run: Watermill's router without middleware, Watermill's
 // router with its own Recoverer, CorrelationID, PoisonQueue and Retry, and
 // millrace's App with its default stack (in-memory dedup, breaker, retries,
-// delayed retries, poison queue, timeout; throttle off).
+// delayed retries, poison queue, timeout; throttle off), with its metrics
+// (the default) and without, and with every message traced.
 //
 //	go test -run x -bench BenchmarkStack -benchtime 200000x ./framework/
 func BenchmarkStack(b *testing.B) {
 	b.Run("watermill-router-bare", func(b *testing.B) { benchRouter(b, false) })
 	b.Run("watermill-router-4-middleware", func(b *testing.B) { benchRouter(b, true) })
-	b.Run("millrace-default-stack", benchApp)
+	b.Run("millrace-default-stack", func(b *testing.B) { benchApp(b, nil, false) })
+	b.Run("millrace-default-stack-no-metrics", func(b *testing.B) {
+		benchApp(b, []string{"MILLRACE_OBSERVABILITY_METRICS=false"}, false)
+	})
+	b.Run("millrace-default-stack-traced", func(b *testing.B) { benchApp(b, nil, true) })
 }
 
 func publishAll(b *testing.B, pub message.Publisher, n int) {
@@ -90,9 +97,9 @@ func benchRouter(b *testing.B, withMiddleware bool) {
 // e.g. MILLRACE_BENCH_ENV="MILLRACE_MIDDLEWARE_TIMEOUT=0s".
 var benchEnv = strings.Fields(os.Getenv("MILLRACE_BENCH_ENV"))
 
-func benchApp(b *testing.B) {
+func benchApp(b *testing.B, env []string, traced bool) {
 	reg, _ := framework.Transports()
-	cfg, err := framework.Parse(nil, benchEnv, reg)
+	cfg, err := framework.Parse(nil, append(slices.Clone(benchEnv), env...), reg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,6 +112,12 @@ func benchApp(b *testing.B) {
 	app, err := framework.New(cfg, logger, tr)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if traced {
+		// Every message sampled and recorded; exported nowhere.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		defer tp.Shutdown(context.Background())
+		app.SetTracerProvider(tp)
 	}
 	var handled atomic.Int64
 	framework.HandleRaw(app, "noop", "bench", func(*message.Message) ([]*message.Message, error) {

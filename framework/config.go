@@ -27,6 +27,8 @@ type Config struct {
 	Handlers   HandlersConfig   `yaml:"handlers"`
 	Middleware MiddlewareConfig `yaml:"middleware"`
 	Shutdown   ShutdownConfig   `yaml:"shutdown"`
+	// Observability is metrics, tracing and health.
+	Observability ObservabilityConfig `yaml:"observability"`
 }
 
 // ServiceConfig identifies the service.
@@ -115,6 +117,8 @@ func DefaultConfig(reg *transports.Registry) *Config {
 		Handlers:   HandlersConfig{Concurrency: DefaultConcurrency},
 		Middleware: DefaultMiddlewareConfig(),
 		Shutdown:   ShutdownConfig{Timeout: DefaultShutdownTimeout, CancelGrace: DefaultShutdownCancelGrace},
+
+		Observability: DefaultObservabilityConfig(),
 	}
 }
 
@@ -153,6 +157,7 @@ func (c *Config) Validate() error {
 	if c.Shutdown.Timeout <= 0 {
 		bad("shutdown.timeout", c.Shutdown.Timeout.String(), "must be greater than 0")
 	}
+	errs = append(errs, c.Observability.validate("observability")...)
 	if c.Shutdown.CancelGrace < 0 {
 		bad("shutdown.cancel_grace", c.Shutdown.CancelGrace.String(), "must be 0 or greater")
 	}

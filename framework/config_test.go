@@ -187,7 +187,7 @@ func TestConfig_Errors(t *testing.T) {
 		not  []string // must not appear (secrets)
 	}{
 		{name: "not yaml", yaml: "service: [", want: []string{"not valid YAML"}},
-		{name: "unknown top-level key", yaml: "servise:\n  name: x\n", want: []string{`"servise"`, "unknown key", "allowed keys here: handlers, log, middleware, service, shutdown, transport"}},
+		{name: "unknown top-level key", yaml: "servise:\n  name: x\n", want: []string{`"servise"`, "unknown key", "allowed keys here: handlers, log, middleware, observability, service, shutdown, transport"}},
 		{name: "unknown nested key", yaml: "log:\n  levle: debug\n", want: []string{`"log.levle"`, "allowed keys here: format, level"}},
 		{name: "unknown transport section", yaml: "transport:\n  kafka:\n    brokers: [x]\n", want: []string{`"transport.kafka"`, "allowed keys here: fakebroker, kind, memory"}},
 		{name: "unknown key in transport section", yaml: "transport:\n  memory:\n    retension: 5\n", want: []string{`"transport.memory.retension"`, "unknown key"}},

@@ -30,6 +30,7 @@ import (
 // handler's stack, once grown, serves the next message.
 func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, concurrent bool) {
 	defer a.loops.Done()
+	defer h.running.Add(-1)
 	var ended sync.Once
 	if !concurrent {
 		a.take(h, chain, ch, &ended, nil)
@@ -136,8 +137,13 @@ func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Mes
 // or nacks it. A message of a type the handler does not take is acked
 // before the chain.
 func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message) {
+	hm := h.metrics
 	if h.types != nil && !h.takes(msg) {
 		msg.Ack()
+		if hm != nil {
+			hm.received.Inc()
+			hm.results[resultSkipped].Inc()
+		}
 		a.skipped(h, msg)
 		return
 	}
@@ -145,11 +151,17 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 	defer a.inFlight.Add(-1)
 
 	hd := &handling{base: h.base, values: msg.Context(), msg: msg, handler: h}
-	msg.SetContext(hd)
+	ctx, span := a.tracing.startConsume(hd, h, msg)
+	msg.SetContext(ctx)
 
+	observed := len(a.observers) > 0 || hm != nil || span != nil
 	var start time.Time
-	if len(a.observers) > 0 {
+	if observed {
 		start = time.Now()
+	}
+	if hm != nil {
+		hm.received.Inc()
+		hm.inFlight.Inc()
 	}
 	err := h.run(chain, hd, msg)
 	if err == nil {
@@ -158,11 +170,22 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 		msg.Nack()
 		a.logFailure(hd, err)
 	}
-	if len(a.observers) > 0 {
-		o := Outcome{Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Err: err, Handled: err == nil && hd.handled, Duration: time.Since(start)}
-		for _, obs := range a.observers {
-			obs.MessageHandled(o)
-		}
+	if !observed {
+		return
+	}
+	o := Outcome{
+		Handler: h.name, Topic: h.topic, Group: h.group, Message: msg, Err: err,
+		Handled: err == nil && hd.handled, Disposition: hd.settled,
+		HeldBack: err != nil && middleware.HeldBack(hd, err), Duration: time.Since(start),
+	}
+	if hm != nil {
+		hm.inFlight.Dec()
+		hm.duration.Observe(o.Duration.Seconds())
+		hm.results[o.result()].Inc()
+	}
+	endConsume(span, o)
+	for _, obs := range a.observers {
+		obs.MessageHandled(o)
 	}
 }
 

@@ -22,9 +22,10 @@ type handling struct {
 	values  context.Context // the message's context from the subscriber
 	msg     *message.Message
 	handler *handler
-	pending []outgoing       // what the handler published or returned, sent when it succeeds
-	handled bool             // the handler function succeeded (and what it published was sent)
-	claim   middleware.Claim // the dedup claim's slot (middleware.ClaimKey)
+	pending []outgoing             // what the handler published or returned, sent when it succeeds
+	handled bool                   // the handler function succeeded (and what it published was sent)
+	claim   middleware.Claim       // the dedup claim's slot (middleware.ClaimKey)
+	settled middleware.Disposition // how middleware settled it (middleware.DispositionKey)
 }
 
 // outgoing is a message waiting to be published to topic.
@@ -50,6 +51,8 @@ func (hd *handling) Value(key any) any {
 		return hd
 	case middleware.ClaimKey{}:
 		return &hd.claim
+	case middleware.DispositionKey{}:
+		return &hd.settled
 	}
 	if v := hd.base.Value(key); v != nil {
 		return v

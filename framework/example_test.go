@@ -126,5 +126,15 @@ func ExampleParse() {
 	// shutdown:
 	//   timeout: 30s
 	//   cancel_grace: 5s
+	// observability:
+	//   addr:
+	//   metrics: true
+	//   tracing:
+	//     endpoint:
+	//     protocol: http
+	//     sample_ratio: 1
+	//   readiness:
+	//     max_backlog: 0
+	//     max_poison: 0
 	// config key "transport.kind": value "carrier-pigeon": unknown transport kind; known kinds: amqp, kafka, memory, mysql, postgres
 }

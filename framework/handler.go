@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -26,6 +27,8 @@ type handler struct {
 	fn          message.HandlerFunc // the innermost function, see invoke
 	mw          MiddlewareConfig    // this handler's copy of the default stack's config
 	consumer    millrace.Consumer   // on every message's context (millrace.ConsumerFrom)
+	metrics     *handlerMetrics     // nil when metrics are off
+	running     atomic.Int32        // consume loops of its subscriptions that run
 	base        context.Context     // App's handler context carrying consumer
 }
 
@@ -205,7 +208,7 @@ func (h *handler) send(hd *handling, msg *message.Message, returned []*message.M
 	for _, m := range returned {
 		pending = append(pending, outgoing{topic: h.publishTo, msg: m})
 	}
-	if err := h.app.publishAll(pending); err != nil {
+	if err := h.app.publishAll(msg.Context(), pending); err != nil {
 		return err
 	}
 	if hd != nil {

@@ -91,10 +91,20 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := a.publisher.Publish(topic, msgs...); err != nil {
+	if err := a.publish(ctx, topic, msgs); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// publish sends msgs to topic in one call to the transport, in a publish
+// span that their trace context names, and counts them.
+func (a *App) publish(ctx context.Context, topic string, msgs []*message.Message) error {
+	span := a.tracing.startPublish(ctx, topic, msgs)
+	err := a.publisher.Publish(topic, msgs...)
+	endPublish(span, err)
+	a.metrics.countPublish(topic, len(msgs), err)
+	return err
 }
 
 // Withdraw drops what the handler running in ctx has published so far in
@@ -136,13 +146,14 @@ func (a *App) stamp(handled, msg *message.Message) {
 
 // publishAll sends messages waiting for their topics: each topic's in one
 // Publish call, in the order they were published, topics in the order of
-// their first message. It stops at the first topic that fails.
-func (a *App) publishAll(pending []outgoing) error {
+// their first message. It stops at the first topic that fails. ctx is the
+// handler's, whose trace the messages join.
+func (a *App) publishAll(ctx context.Context, pending []outgoing) error {
 	switch len(pending) {
 	case 0:
 		return nil
 	case 1:
-		if err := a.publisher.Publish(pending[0].topic, pending[0].msg); err != nil {
+		if err := a.publish(ctx, pending[0].topic, []*message.Message{pending[0].msg}); err != nil {
 			return fmt.Errorf("publish to %s: %w", pending[0].topic, err)
 		}
 		return nil
@@ -160,10 +171,20 @@ func (a *App) publishAll(pending []outgoing) error {
 				done[j] = true
 			}
 		}
-		if err := a.publisher.Publish(first.topic, batch...); err != nil {
+		if err := a.publish(ctx, first.topic, batch); err != nil {
 			return fmt.Errorf("publish %d messages to %s (%d of %d sent before): %w", len(batch), first.topic, sent, len(pending), err)
 		}
 		sent += len(batch)
 	}
 	return nil
 }
+
+// appPublisher publishes through the App's own path (metrics, trace
+// context) for middleware that takes a message.Publisher.
+type appPublisher struct{ a *App }
+
+func (p appPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.a.publish(context.Background(), topic, msgs)
+}
+
+func (appPublisher) Close() error { return nil }

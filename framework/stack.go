@@ -13,6 +13,7 @@ import (
 	_ "github.com/go-sql-driver/mysql" // dedup.store: mysql
 	_ "github.com/jackc/pgx/v5/stdlib" // dedup.store: postgres
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/millrace/millrace/middleware"
 	redisstore "github.com/millrace/millrace/middleware/dedupstore/redis"
@@ -45,7 +46,7 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 	if m.Poison.Enabled {
 		pc := m.Poison.PoisonConfig
 		pc.Topic = a.poisonTopic(m.Poison)
-		pq, err := middleware.NewPoisonQueue(pc, a.publisher, log)
+		pq, err := middleware.NewPoisonQueue(pc, appPublisher{a}, log)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
@@ -70,7 +71,7 @@ func (a *App) stack(h *handler) ([]message.HandlerMiddleware, error) {
 		out = append(out, cb.Middleware)
 	}
 	if m.Throttle.Rate > 0 {
-		t, err := a.throttle(m.Throttle)
+		t, err := a.throttle(h.name, m.Throttle)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prefix, err)
 		}
@@ -107,10 +108,17 @@ func (a *App) breaker(handler string, cfg middleware.BreakerConfig) (*middleware
 	if cfg.Name == "" {
 		cfg.Name = handler
 	}
-	cb, err := middleware.NewBreaker(cfg, middleware.WithLogger(a.logger))
+	opts := []middleware.Option{middleware.WithLogger(a.logger)}
+	if a.metrics != nil {
+		opts = append(opts, middleware.OnBreakerStateChange(func(name string, _, to gobreaker.State) {
+			a.metrics.breakerState(name, to)
+		}))
+	}
+	cb, err := middleware.NewBreaker(cfg, opts...)
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.breakerState(cfg.Name, gobreaker.StateClosed)
 	if a.breakers == nil {
 		a.breakers = map[string]*middleware.Breaker{}
 	}
@@ -133,11 +141,19 @@ func (a *App) BreakerState(name string) (string, bool) {
 
 // throttle returns the handler's token bucket: its own, or the one shared
 // under cfg.Name.
-func (a *App) throttle(cfg middleware.ThrottleConfig) (*middleware.Throttle, error) {
+func (a *App) throttle(handler string, cfg middleware.ThrottleConfig) (*middleware.Throttle, error) {
 	if t, ok := a.throttles[cfg.Name]; ok && cfg.Name != "" {
 		return t, nil
 	}
-	t, err := middleware.NewThrottle(cfg)
+	name := cfg.Name
+	if name == "" {
+		name = handler
+	}
+	var opts []middleware.Option
+	if a.metrics != nil {
+		opts = append(opts, middleware.OnThrottleWait(a.metrics.throttleWait(name)))
+	}
+	t, err := middleware.NewThrottle(cfg, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -237,6 +237,7 @@ func (d *Dedup) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		switch res {
 		case Claimed:
 		case AlreadyDone:
+			settle(ctx, Duplicate)
 			return nil, nil
 		case Busy:
 			return nil, fmt.Errorf("dedup: key %q of message %s: %w", key, msg.UUID, ErrDuplicateInFlight)

@@ -103,6 +103,7 @@ func (d *DelayedRetry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if serr := d.delayer.Delay(ctx, c.Topic, c.Group, again, d.delays[round]); serr != nil {
 			return nil, fmt.Errorf("schedule delayed retry: %w (handler error: %v)", serr, err)
 		}
+		settle(ctx, Delayed)
 		if d.logger != nil {
 			d.logger.LogAttrs(ctx, slog.LevelInfo, "handler failed; delayed retry scheduled",
 				slog.String("handler", c.Handler), slog.String("message_id", msg.UUID),

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/sony/gobreaker/v2"
@@ -20,6 +21,7 @@ type options struct {
 	onStateChange func(name string, from, to gobreaker.State)
 	isFailure     func(error) bool
 	key           func(*message.Message) (string, error)
+	onWait        func(time.Duration)
 }
 
 func applyOptions(opts []Option) options {
@@ -62,4 +64,11 @@ func BreakerFailure(isFailure func(error) bool) Option {
 // retrying cannot help.
 func DedupKey(key func(*message.Message) (string, error)) Option {
 	return func(o *options) { o.key = key }
+}
+
+// OnThrottleWait has [NewThrottle]'s throttle call fn with how long each
+// message waited for its turn (only messages that waited). It runs on the
+// handling goroutine and must return quickly. Metrics use it.
+func OnThrottleWait(fn func(time.Duration)) Option {
+	return func(o *options) { o.onWait = fn }
 }

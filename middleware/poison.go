@@ -102,6 +102,7 @@ func (p *PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if perr := p.publisher.Publish(topic, poisoned); perr != nil {
 			return nil, fmt.Errorf("publish to poison topic %s: %w (handler error: %v)", topic, perr, err)
 		}
+		settle(ctx, Poisoned)
 		if p.logger != nil {
 			p.logger.LogAttrs(ctx, slog.LevelWarn, "message poisoned",
 				slog.String("handler", c.Handler), slog.String("message_id", msg.UUID),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"golang.org/x/time/rate"
@@ -62,6 +63,7 @@ func (c ThrottleConfig) Validate() error {
 // blocks shutdown) and starts a ticker that is never stopped.
 type Throttle struct {
 	limiter *rate.Limiter
+	onWait  func(time.Duration)
 }
 
 // NewThrottle returns a throttle configured by cfg, or the configuration's
@@ -74,7 +76,8 @@ func NewThrottle(cfg ThrottleConfig, opts ...Option) (*Throttle, error) {
 	if cfg.Rate == 0 || math.IsInf(cfg.Rate, 1) {
 		limit = rate.Inf
 	}
-	return &Throttle{limiter: rate.NewLimiter(limit, cfg.Burst)}, nil
+	o := applyOptions(opts)
+	return &Throttle{limiter: rate.NewLimiter(limit, cfg.Burst), onWait: o.onWait}, nil
 }
 
 // Middleware throttles h. A message within the limit costs a lock and a
@@ -98,7 +101,12 @@ func (t *Throttle) take(ctx context.Context) error {
 	if d == 0 {
 		return nil
 	}
-	if err := wait(ctx, d, nil); err != nil {
+	start := time.Now()
+	err := wait(ctx, d, nil)
+	if t.onWait != nil {
+		t.onWait(time.Since(start))
+	}
+	if err != nil {
 		r.Cancel() // give the token back to the messages behind
 		return fmt.Errorf("throttle: %w", err)
 	}

@@ -203,5 +203,26 @@ func (b *Broker) ephemeral(ctx context.Context, s *Subscriber, topic string, don
 	return ch, nil
 }
 
+// Backlog returns how many messages of topic group has not acked yet (its
+// pending and in-flight messages, and those waiting for a redelivery; not
+// those given to Delay before they are due), or with group "" how many
+// messages topic retains ([transports.Backlogger]). A group that never
+// subscribed has none.
+func (b *Broker) Backlog(_ context.Context, topic, group string) (int64, error) {
+	t, err := b.topic(topic)
+	if err != nil {
+		return 0, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if group == "" {
+		return int64(len(t.hist.recs)), nil
+	}
+	if g := t.named[group]; g != nil {
+		return int64(g.pending), nil
+	}
+	return 0, nil
+}
+
 // forget removes a closed subscriber from the subscribers Close closes.
 func (b *Broker) forget(s *Subscriber) { b.subs.Remove(s) }

@@ -58,3 +58,42 @@ func TestSubscribeInitialize_GroupKeepsMessagesBeforeItSubscribes(t *testing.T) 
 		assertNothing(t, ch)
 	})
 }
+
+var (
+	_ transports.Backlogger    = (*memory.Transport)(nil)
+	_ transports.HealthChecker = (*memory.Transport)(nil)
+)
+
+func TestBacklog_CountsWhatAGroupHasNotAcked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, func(c *memory.Config) { c.Retention = 3 })
+		s := b.Subscriber("billing")
+		if err := s.SubscribeInitialize("orders"); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, "orders", ids("o", 5)...)
+		backlog := func(group string) int64 {
+			t.Helper()
+			n, err := b.Backlog(t.Context(), "orders", group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := backlog("billing"); n != 5 {
+			t.Errorf("backlog %d, want 5", n)
+		}
+		ch := transporttest.Subscribe(t, t.Context(), s, "orders")
+		transporttest.ReceiveIDs(t, ch, 2, wait)
+		synctest.Wait()
+		if n := backlog("billing"); n != 3 {
+			t.Errorf("backlog after two acks %d, want 3", n)
+		}
+		if n := backlog(""); n != 3 {
+			t.Errorf("topic size %d, want the 3 retained", n)
+		}
+		if n := backlog("nobody"); n != 0 {
+			t.Errorf("backlog of a group that never subscribed %d, want 0", n)
+		}
+	})
+}

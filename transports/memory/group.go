@@ -27,6 +27,7 @@ type group struct {
 	delayed map[*entry]struct{}
 
 	scheduled map[*scheduled]struct{} // given to Delay, not yet due; nil until the first
+	pending   int                     // entries not acked yet: the group's backlog
 
 	idle    []*subscription // subscriptions waiting for a message, longest waiting first
 	members int             // live subscriptions
@@ -51,6 +52,7 @@ func newGroup(t *topic, name string, anonymous, seed bool) *group {
 // add makes r pending in the group. r must be newer than every record added
 // before (a fresh publish, or the history replayed in order).
 func (g *group) add(r *record) {
+	g.pending++
 	e := &entry{rec: r}
 	if r.key != "" {
 		q := g.keys[r.key]
@@ -134,6 +136,7 @@ func (g *group) ack(e *entry) {
 	key := e.rec.key
 	e.state = stateDone
 	e.rec = nil
+	g.pending--
 	if key == "" {
 		return
 	}

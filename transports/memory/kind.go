@@ -55,6 +55,20 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 	return t.b.Delay(ctx, topic, group, msg, delay)
 }
 
+// Backlog is [Broker.Backlog].
+func (t *Transport) Backlog(ctx context.Context, topic, group string) (int64, error) {
+	return t.b.Backlog(ctx, topic, group)
+}
+
+// CheckHealth reports nil: an in-process broker is always reachable, until
+// it is closed.
+func (t *Transport) CheckHealth(context.Context) error {
+	if t.b.subs.Closed() {
+		return errClosed
+	}
+	return nil
+}
+
 // SubscribeEphemeral is [Broker.SubscribeEphemeral].
 func (t *Transport) SubscribeEphemeral(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	return t.b.SubscribeEphemeral(ctx, topic)
