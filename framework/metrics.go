@@ -52,7 +52,7 @@ type metrics struct {
 	breakers  *prometheus.GaugeVec
 	throttled *prometheus.CounterVec
 
-	mu     sync.Mutex                          // adding topics
+	mu     sync.Mutex                               // adding topics
 	topics atomic.Pointer[map[string]*topicMetrics] // copied on write
 }
 
