@@ -51,6 +51,7 @@ type App struct {
 	tracing    *tracing
 	server     *server // the observability listener, nil without observability.addr
 	handlers   []*handler
+	workers    []worker
 	names      map[string]bool
 	regErrs    []error
 
@@ -212,6 +213,23 @@ func (a *App) register(name, topic string, fn message.HandlerFunc, opts []Handle
 	a.handlers = append(a.handlers, h)
 }
 
+// worker is a function that runs alongside the handlers (see Go).
+type worker struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// Go runs fn alongside the handlers, from Start until shutdown, as the
+// outbox relay runs: its ctx ends when shutdown begins (no new work), and
+// Stop waits for fn to return, like it waits for in-flight handlers
+// (shutdown.timeout, then shutdown.cancel_grace), before it closes the
+// transport, which fn may publish through until then. An error fn returns
+// before shutdown, other than ctx's, stops the App as a subscription that
+// ended does: Run returns it. Call Go before Start.
+func (a *App) Go(name string, fn func(ctx context.Context) error) {
+	a.workers = append(a.workers, worker{name: name, fn: fn})
+}
+
 // Start subscribes every handler and starts consuming; it returns once all
 // subscriptions are open, so a message published after Start returns is
 // handled. ctx bounds only the start itself. Registration errors, and a
@@ -234,6 +252,7 @@ func (a *App) Start(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("start handler %q: %w", h.name, err), a.Stop(context.Background()))
 		}
 	}
+	a.startWorkers()
 	if a.cfg.Observability.Addr != "" {
 		srv, err := a.serve()
 		if err != nil {
@@ -464,6 +483,32 @@ func (a *App) failed(err error) {
 	select {
 	case a.fatal <- err:
 	default: // one is enough to stop
+	}
+}
+
+// startWorkers starts the functions given to Go; their context ends when
+// shutdown begins.
+func (a *App) startWorkers() {
+	if len(a.workers) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	context.AfterFunc(a.handlerCtx, cancel) // abandoned with the handlers at the latest
+	go func() {
+		<-a.stopIntake
+		cancel()
+	}()
+	for _, w := range a.workers {
+		a.loops.Add(1)
+		go func() {
+			defer a.loops.Done()
+			err := w.fn(ctx)
+			if err != nil && ctx.Err() == nil {
+				a.failed(fmt.Errorf("%s: %w", w.name, err))
+			} else if err != nil && !errors.Is(err, context.Canceled) {
+				a.logger.Error("worker ended with an error during shutdown", slog.String("worker", w.name), slog.Any("error", err))
+			}
+		}()
 	}
 }
 

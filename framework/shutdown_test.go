@@ -403,3 +403,35 @@ shutdown: {timeout: 20m}
 		})
 	}
 }
+
+func TestGo_WorkerRunsUntilShutdownBeginsAndStopWaitsForIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t)
+		var ended atomic.Bool
+		started := make(chan struct{})
+		h.App.Go("relay", func(ctx context.Context) error {
+			close(started)
+			<-ctx.Done()
+			time.Sleep(time.Second) // finishing its last batch
+			ended.Store(true)
+			return ctx.Err()
+		})
+		h.Start()
+		<-started
+		if err := h.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if !ended.Load() {
+			t.Error("Stop returned before the worker ended")
+		}
+	})
+}
+
+func TestGo_WorkerErrorStopsRun(t *testing.T) {
+	app := newApp(t, "")
+	app.Go("relay", func(ctx context.Context) error { return errors.New("database gone") })
+	err := app.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "relay: database gone") {
+		t.Errorf("Run = %v, want the worker's error", err)
+	}
+}
