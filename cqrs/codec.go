@@ -91,6 +91,20 @@ func decode[T any](c codecs, name string, msg *message.Message) (T, error) {
 	return v, nil
 }
 
+// Message returns v as the message the bus would send or publish for it,
+// and the topic it would go to: encoded with the bus's codec, with its type
+// name, content type and entity key, and opts applied. The envelope's ids
+// and times are stamped when it is published ([framework.App.Stamp]). The
+// transactional outbox writes such messages in a database transaction and
+// publishes them later. group is the consumer group that handles T when T
+// is a command or query ([HandleCommand]): what [Send] prepares the topic
+// for ([framework.App.Prepare]) before it sends.
+func Message[T any](b *Bus, v T, opts ...framework.PublishOption) (topic, group string, msg *message.Message, err error) {
+	in := infoOf[T](b)
+	msg, err = b.encode(in.name, v, opts)
+	return in.topic, in.group, msg, err
+}
+
 // encode builds the message for v of type name.
 func (b *Bus) encode(name string, v any, opts []framework.PublishOption) (*message.Message, error) {
 	payload, err := b.codecs.send.Marshal(v)

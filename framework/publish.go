@@ -129,6 +129,21 @@ func Immediate(ctx context.Context) context.Context {
 	return context.WithValue(ctx, immediateKey{}, true)
 }
 
+// Stamp sets the envelope entries that msgs lack, as PublishMessage does
+// with ctx, without publishing them: for messages that are written
+// somewhere first and published later, such as through the transactional
+// outbox. In a handler's context they inherit the handled message's
+// correlation id and get its id as causation id.
+func (a *App) Stamp(ctx context.Context, msgs ...*message.Message) {
+	var handled *message.Message
+	if hd := handlingFrom(ctx); hd != nil {
+		handled = hd.msg
+	}
+	for _, msg := range msgs {
+		a.stamp(handled, msg)
+	}
+}
+
 // stamp sets the envelope entries that msg lacks: the correlation and
 // causation ids it inherits from handled, the message being handled when it
 // was published (nil outside a handler: msg starts a flow), by
