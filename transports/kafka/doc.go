@@ -18,6 +18,11 @@
 // NackResendSleep, and the messages behind it on its partition wait, so a
 // key's order survives failures.
 //
+// SubscribeEphemeral(ctx, topic) reads topic for this process alone, in no
+// consumer group, from the newest offset of every partition at the moment
+// it opened (transports.EphemeralSubscriber): nothing is committed and no
+// group is left on the broker when ctx ends or the transport closes.
+//
 // # Messages from other clients
 //
 // Any record can be consumed, whoever wrote it (kcat, a Java service, Kafka

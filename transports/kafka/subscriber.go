@@ -42,6 +42,7 @@ type subscriber struct {
 
 	mu      sync.Mutex
 	closed  bool
+	release func() bool    // of an ephemeral subscriber: stops the context.AfterFunc that closes it
 	merging sync.WaitGroup // one per merged subscription, until its channel is closed
 
 	// handed holds the messages handed over and not yet settled, each
@@ -219,7 +220,11 @@ func (s *subscriber) isClosed() bool {
 func (s *subscriber) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	release := s.release
 	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	s.settle()
 	err := s.inner.Close()
 	if s.retry != nil {

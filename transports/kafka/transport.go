@@ -27,13 +27,16 @@ var errClosed = fmt.Errorf("kafka: %w", transports.ErrClosed)
 
 // Transport is an open Kafka connection: one publisher shared by the service
 // and a subscriber per consumer group. It also implements
-// middleware.Delayer with retry topics (see Delay) and the dead-letter
-// tools' dlq.Browser (see Browse), and reports consumer lag (see Lag).
+// middleware.Delayer with retry topics (see [Transport.Delay]), the
+// dead-letter tools' dlq.Browser (see [Transport.Browse]) and
+// [transports.EphemeralSubscriber] (see [Transport.SubscribeEphemeral]), and
+// reports consumer lag (see [Transport.Lag]).
 type Transport struct {
-	cfg    Config
-	sarama *sarama.Config
-	logger watermill.LoggerAdapter
-	pub    *wkafka.Publisher
+	cfg       Config
+	sarama    *sarama.Config
+	ephemeral *sarama.Config // sarama, but partitions are read from the newest offset
+	logger    watermill.LoggerAdapter
+	pub       *wkafka.Publisher
 
 	subs transports.Subscribers[*subscriber]
 
@@ -68,7 +71,9 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 		// Sarama's errors name brokers and causes, never the SASL password.
 		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, err)
 	}
-	t := &Transport{cfg: cfg, sarama: sc, logger: wl, pub: pub}
+	eph := *sc // a shallow copy shares TLS, SASL and the metric registry
+	eph.Consumer.Offsets.Initial = sarama.OffsetNewest
+	t := &Transport{cfg: cfg, sarama: sc, ephemeral: &eph, logger: wl, pub: pub}
 	t.subs.ErrClosed = errClosed
 	return t, nil
 }
@@ -104,11 +109,11 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 func (t *Transport) newGroupSubscriber(group string) (*subscriber, error) {
 	s := &subscriber{group: group}
 	var err error
-	if s.inner, err = t.newSubscriber(group); err != nil {
+	if s.inner, err = t.newSubscriber(group, t.sarama); err != nil {
 		return nil, err
 	}
 	if group != "" {
-		if s.retry, err = t.newSubscriber(group + ".retry"); err != nil {
+		if s.retry, err = t.newSubscriber(group+".retry", t.sarama); err != nil {
 			_ = s.inner.Close()
 			return nil, err
 		}
@@ -116,11 +121,13 @@ func (t *Transport) newGroupSubscriber(group string) (*subscriber, error) {
 	return s, nil
 }
 
-func (t *Transport) newSubscriber(group string) (*wkafka.Subscriber, error) {
+// newSubscriber makes a watermill-kafka subscriber in consumer group group
+// (none for "") with Sarama config sc.
+func (t *Transport) newSubscriber(group string, sc *sarama.Config) (*wkafka.Subscriber, error) {
 	s, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
 		Brokers:               t.cfg.Brokers,
 		Unmarshaler:           marshaler{},
-		OverwriteSaramaConfig: t.sarama,
+		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         group,
 		NackResendSleep:       NackResendSleep,
 		ReconnectRetrySleep:   time.Second,
