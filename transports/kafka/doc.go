@@ -26,14 +26,29 @@
 // # Messages from other clients
 //
 // Any record can be consumed, whoever wrote it (kcat, a Java service, Kafka
-// Connect): every header becomes metadata, the value is the payload, and a
-// record key becomes metadata partition_key. A record without Watermill's
-// _watermill_message_uuid header gets the id
-// "kafka:<topic>/<partition>/<offset>" (transports.EnsureUUID), the same on
-// every redelivery. No record is unreadable, so none can stop its partition.
-// Records millrace publishes are plain Kafka records: the payload as value,
-// the id in header _watermill_message_uuid, each metadata key as a header,
-// the partition key as record key.
+// Connect): every header becomes metadata, the value is the payload, a
+// record key becomes metadata partition_key and a record timestamp metadata
+// published_at (RFC 3339 with nanoseconds, UTC), unless headers of those
+// names say otherwise. A record without Watermill's _watermill_message_uuid
+// header gets the id "kafka:<topic>/<partition>/<offset>"
+// (transports.EnsureUUID), the same on every redelivery. No record is
+// unreadable, so none can stop its partition. Records millrace publishes are
+// plain Kafka records: the payload as value, the id in header
+// _watermill_message_uuid, each metadata key as a header, the partition key
+// as record key.
+//
+// # Binary headers
+//
+// A header value that is not valid UTF-8 is kept byte for byte in its
+// metadata value (a Go string holds any bytes) and written back unchanged
+// when the message is published again (Delay, the poison queue, a replay).
+// millrace does not base64-encode such values: a marker that says "this is
+// encoded" could be mistaken for the text of another client's header, and
+// re-encoding would hand handlers and other consumers values that the
+// producer never wrote. JSON encoders replace bytes that are not UTF-8, so
+// such values do not survive a trip through the SQL transports or a JSON
+// log; a producer whose binary headers must go that far encodes them
+// itself.
 //
 // # Operations
 //
