@@ -75,7 +75,7 @@ func unmarshal(rec *sarama.ConsumerMessage) *message.Message {
 			id = string(h.Value)
 			continue
 		}
-		md[string(h.Key)] = string(h.Value)
+		md[metadataKey(h.Key)] = string(h.Value)
 	}
 	if len(rec.Key) > 0 {
 		if _, ok := md[millrace.MetadataPartitionKey]; !ok {
@@ -107,4 +107,27 @@ func recordKey(rec *sarama.ConsumerMessage) string {
 	b = append(b, '/')
 	b = strconv.AppendInt(b, rec.Offset, 10)
 	return string(b)
+}
+
+// metadataKey returns header key k as a metadata key: for the envelope keys
+// that millrace writes on every message, the constant, so that reading them
+// allocates nothing; for any other key, a new string.
+func metadataKey(k []byte) string {
+	switch string(k) {
+	case millrace.MetadataType:
+		return millrace.MetadataType
+	case millrace.MetadataCorrelationID:
+		return millrace.MetadataCorrelationID
+	case millrace.MetadataCausationID:
+		return millrace.MetadataCausationID
+	case millrace.MetadataPublishedBy:
+		return millrace.MetadataPublishedBy
+	case millrace.MetadataPublishedAt:
+		return millrace.MetadataPublishedAt
+	case millrace.MetadataPartitionKey:
+		return millrace.MetadataPartitionKey
+	case millrace.MetadataContentType:
+		return millrace.MetadataContentType
+	}
+	return string(k)
 }
