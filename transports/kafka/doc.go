@@ -56,6 +56,15 @@
 // Transport.Browse reads a topic (the poison topic, for the dead-letter
 // tools) without consuming it; neither joins a group nor commits.
 //
+// # Logs
+//
+// The transport logs to transports.Deps.Logger. On a clean run it logs
+// nothing at INFO: watermill-kafka's lines that a subscription starts and
+// that its consumer ended are logged at DEBUG, with the rest of its detail;
+// a consumer that stopped unexpectedly and is started again ("Reconnecting
+// consumer", with the cause before it) stays at INFO, and errors stay
+// errors.
+//
 // # Topics
 //
 // millrace creates no topics: publishing, subscribing and Delay's retry

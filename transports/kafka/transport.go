@@ -61,7 +61,7 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 	if cfg.TLS.Enabled && cfg.TLS.InsecureSkipVerify {
 		logger.Warn("kafka: tls.insecure_skip_verify accepts any broker certificate; use it in tests only")
 	}
-	wl := transports.WatermillLogger(logger)
+	wl := quietLogger{transports.WatermillLogger(logger)}
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers:               cfg.Brokers,
 		Marshaler:             marshaler{},
