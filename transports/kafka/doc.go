@@ -56,6 +56,13 @@
 // Transport.Browse reads a topic (the poison topic, for the dead-letter
 // tools) without consuming it; neither joins a group nor commits.
 //
+// No call waits for ever on a broker that accepts connections and never
+// answers: connect_timeout (10s by default) bounds every connection's
+// connect, TLS handshake and first answer, so Open, Subscribe,
+// SubscribeEphemeral, Lag and Browse fail after it, per bootstrap broker,
+// with an error that names transport.kafka.connect_timeout and the broker.
+// Requests on connections that answered are bounded by 30s each.
+//
 // # Logs
 //
 // The transport logs to transports.Deps.Logger. On a clean run it logs

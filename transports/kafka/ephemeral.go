@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -51,7 +50,7 @@ func (t *Transport) SubscribeEphemeral(ctx context.Context, topic string) (<-cha
 	if err != nil {
 		t.subs.Remove(s)
 		_ = s.Close()
-		return nil, fmt.Errorf("kafka: subscribe to %q for this process: %w", topic, err)
+		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() {
 		t.subs.Remove(s)

@@ -68,7 +68,10 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		if err != nil && s.isClosed() {
 			return nil, fmt.Errorf("%w (%w)", errClosed, err)
 		}
-		return ch, err
+		if err != nil {
+			return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, explain(err))
+		}
+		return ch, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,12 +84,12 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	main, err := s.inner.Subscribe(ctx, topic)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, fmt.Errorf("kafka: subscribe to %q in group %q: %w", topic, s.group, explain(err))
 	}
 	retry, err := s.retry.Subscribe(ctx, RetryTopic(topic, s.group))
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, fmt.Errorf("kafka: subscribe to %q in group %q: %w", RetryTopic(topic, s.group), s.group+".retry", explain(err))
 	}
 
 	out := make(chan *message.Message)

@@ -45,7 +45,9 @@ type Transport struct {
 }
 
 // Open validates cfg and connects the publisher; it fails when no broker
-// answers. Subscribers connect when they subscribe. It logs to deps.Logger.
+// answers, within about connect_timeout per bootstrap broker (see
+// [Config.ConnectTimeout]) when they accept connections but stay silent.
+// Subscribers connect when they subscribe. It logs to deps.Logger.
 func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -69,7 +71,7 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 	}, wl)
 	if err != nil {
 		// Sarama's errors name brokers and causes, never the SASL password.
-		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, err)
+		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, explain(err))
 	}
 	eph := *sc // a shallow copy shares TLS, SASL and the metric registry
 	eph.Consumer.Offsets.Initial = sarama.OffsetNewest
