@@ -35,11 +35,11 @@ type Config struct {
 	// bootstrap brokers in turn, so Open, Subscribe, Lag and Browse fail
 	// after at most ConnectTimeout per bootstrap broker when none answers,
 	// with an error naming transport.kafka.connect_timeout and the broker.
-	// Requests on a connection that answered wait up to 30s (or
-	// ConnectTimeout, if longer); a first request that a broker may rightly
-	// hold (a produce waiting for replicas, a fetch waiting for data, a
-	// consumer group join waiting for the rebalance) only that long. Default
-	// 10s; must be greater than 0.
+	// A first request that a broker may rightly hold gets that hold on top
+	// (a produce waits for the replicas up to 10s, a fetch for data up to
+	// 500ms, a consumer group join for the rebalance up to 60s). Requests on
+	// a connection that answered wait up to 30s (or ConnectTimeout, if
+	// longer). Default 10s; must be greater than 0.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 
 	// InitialOffset is where a consumer group that has no committed offset

@@ -29,7 +29,25 @@ type dialer struct {
 	timeout   time.Duration
 	keepAlive time.Duration
 	tls       *tls.Config // nil: plaintext
+	hold      holds
 }
+
+// holds are how long a broker may rightly hold requests before it answers,
+// which a first request of those kinds is given on top of the timeout: a
+// produce waits for the replicas up to the producer's timeout (and has no
+// answer at all with acks "none"), a fetch for data up to its max wait, a
+// consumer group join for the group's rebalance.
+type holds struct {
+	produce, fetch, join time.Duration
+	produceUnanswered    bool // acks "none"
+}
+
+// Kafka API keys of the requests that a broker may hold.
+const (
+	apiProduce   = 0
+	apiFetch     = 1
+	apiJoinGroup = 11
+)
 
 // Dial connects to the broker at addr.
 func (d *dialer) Dial(network, addr string) (net.Conn, error) {
@@ -61,7 +79,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		}
 		conn = tc
 	}
-	return &boundedConn{Conn: conn, addr: addr, timeout: d.timeout}, nil
+	return &boundedConn{Conn: conn, addr: addr, timeout: d.timeout, hold: d.hold}, nil
 }
 
 // phase is the part of connecting that a connectError names.
@@ -155,24 +173,14 @@ type explained struct {
 func (e *explained) Error() string { return e.text }
 func (e *explained) Unwrap() error { return e.err }
 
-// Kafka API keys of the requests that a broker may rightly hold for longer
-// than any connect timeout: a produce waits for the replicas up to the
-// producer's timeout, a fetch for data up to its max wait, and a join for
-// the group's rebalance. (A produce with acks "none" has no answer at all.)
-const (
-	apiProduce   = 0
-	apiFetch     = 1
-	apiJoinGroup = 11
-)
-
 // boundedConn is a broker connection whose first exchange is bounded: from
-// the first request written, the broker has timeout to start answering;
-// until it has, every read and write deadline Sarama sets is cut to that
-// limit, and a read that passes it fails with a *connectError. From the
-// first byte of the answer on, Sarama's own deadlines (Net.ReadTimeout and
-// Net.WriteTimeout) apply unchanged. A connection whose first request is
-// one the broker may hold (see apiJoinGroup) is left to Sarama's deadlines
-// from the start.
+// the first request written, the broker has timeout to start answering (and
+// for a request it may hold, that hold on top, see holds); until it has,
+// every read and write deadline Sarama sets is cut to that limit, and a read
+// that passes it fails with a *connectError. From the first byte of the
+// answer on, Sarama's own deadlines (Net.ReadTimeout and Net.WriteTimeout)
+// apply unchanged. A connection whose first request has no answer (a
+// produce with acks "none") is left to Sarama's deadlines from the start.
 //
 // Sarama writes each request with one Write, from one goroutine, and reads
 // answers from another.
@@ -180,6 +188,7 @@ type boundedConn struct {
 	net.Conn
 	addr    string
 	timeout time.Duration
+	hold    holds
 
 	settled atomic.Bool // the broker answered, or the first request may be held
 
@@ -196,22 +205,30 @@ func (c *boundedConn) Write(b []byte) (int, error) {
 }
 
 // first starts the bound at the first request b, or settles the connection
-// if b is a request the broker may hold.
+// if b has no answer.
 func (c *boundedConn) first(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.settled.Load() || !c.limit.IsZero() {
 		return
 	}
+	due := c.timeout
 	// A request is its size (int32), API key (int16), version, ...
 	if len(b) >= 6 {
 		switch binary.BigEndian.Uint16(b[4:6]) {
-		case apiProduce, apiFetch, apiJoinGroup:
-			c.settle()
-			return
+		case apiProduce:
+			if c.hold.produceUnanswered {
+				c.settle()
+				return
+			}
+			due += c.hold.produce
+		case apiFetch:
+			due += c.hold.fetch
+		case apiJoinGroup:
+			due += c.hold.join
 		}
 	}
-	c.limit = time.Now().Add(c.timeout)
+	c.limit = time.Now().Add(due)
 	_ = c.Conn.SetReadDeadline(c.cut(c.read))
 	_ = c.Conn.SetWriteDeadline(c.cut(c.write))
 }

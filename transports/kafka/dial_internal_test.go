@@ -20,24 +20,29 @@ func request(api uint16) []byte {
 }
 
 // TestBoundedConn_FirstAnswer: the answer to a connection's first request
-// must come within the timeout, unless the request is one a broker may hold
-// (produce, fetch, join group), which is left to the caller's deadline; once
-// the broker has answered, the caller's deadlines apply to later requests.
+// must come within the timeout, and within the timeout and the hold for a
+// request a broker may hold (produce, fetch, join group); once the broker
+// has answered, the caller's deadlines apply to later requests.
 func TestBoundedConn_FirstAnswer(t *testing.T) {
 	const timeout = 100 * time.Millisecond
+	hold := holds{produce: 300 * time.Millisecond, fetch: 300 * time.Millisecond, join: 300 * time.Millisecond}
 	tests := []struct {
 		name    string
 		api     uint16
 		answer  time.Duration // when the server answers the first request; 0: never
 		timeout bool          // whether the first read fails with a connectError
+		noReply bool          // a produce with acks "none": there is no first answer to read
 	}{
-		{"metadata answered in time", 3, 10 * time.Millisecond, false},
-		{"metadata not answered", 3, 0, true},
-		{"metadata answered late", 3, 3 * timeout, true},
-		{"find coordinator not answered", 10, 0, true},
-		{"join group held", 11, 3 * timeout, false},
-		{"fetch held", 1, 3 * timeout, false},
-		{"produce held", 0, 3 * timeout, false},
+		{"metadata answered in time", 3, 10 * time.Millisecond, false, false},
+		{"metadata not answered", 3, 0, true, false},
+		{"metadata answered late", 3, 2 * timeout, true, false},
+		{"find coordinator not answered", 10, 0, true, false},
+		{"join group held", 11, 2 * timeout, false, false},
+		{"join group not answered", 11, 0, true, false},
+		{"fetch held", 1, 2 * timeout, false, false},
+		{"fetch held too long", 1, 6 * timeout, true, false},
+		{"produce held", 0, 2 * timeout, false, false},
+		{"produce with acks none, then a request answered slowly", 0, 0, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +77,9 @@ func TestBoundedConn_FirstAnswer(t *testing.T) {
 				_, _ = io.Copy(io.Discard, c)
 			}()
 
-			d := &dialer{timeout: timeout}
+			h := hold
+			h.produceUnanswered = tt.noReply
+			d := &dialer{timeout: timeout, hold: h}
 			c, err := d.Dial("tcp", l.Addr().String())
 			if err != nil {
 				t.Fatal(err)
@@ -88,18 +95,20 @@ func TestBoundedConn_FirstAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			start := time.Now()
-			_, err = io.ReadFull(c, make([]byte, 6))
-			took := time.Since(start)
-			var ce *connectError
-			if got := errors.As(err, &ce); got != tt.timeout {
-				t.Fatalf("first read after %v: %v; want a connect timeout: %v", took, err, tt.timeout)
-			}
-			if tt.timeout {
-				if ce.phase != phaseAnswer || took > timeout+time.Second {
-					t.Errorf("timed out after %v in phase %v, want after %v waiting for the answer", took, ce.phase, timeout)
+			if !tt.noReply {
+				start := time.Now()
+				_, err = io.ReadFull(c, make([]byte, 6))
+				took := time.Since(start)
+				var ce *connectError
+				if got := errors.As(err, &ce); got != tt.timeout {
+					t.Fatalf("first read after %v: %v; want a connect timeout: %v", took, err, tt.timeout)
 				}
-				return
+				if tt.timeout {
+					if ce.phase != phaseAnswer || took > timeout+hold.join+time.Second {
+						t.Errorf("timed out after %v in phase %v, want after %v (and the hold) waiting for the answer", took, ce.phase, timeout)
+					}
+					return
+				}
 			}
 			if _, err := c.Write(request(3)); err != nil {
 				t.Fatal(err)

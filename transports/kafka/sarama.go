@@ -85,7 +85,12 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	// TLS handshake and the first answer by connect_timeout (and makes the
 	// TLS connection: Sarama's own TLS is off). Later requests get Sarama's
 	// 30s, or connect_timeout if longer.
-	d := &dialer{timeout: c.ConnectTimeout, keepAlive: sc.Net.KeepAlive}
+	d := &dialer{timeout: c.ConnectTimeout, keepAlive: sc.Net.KeepAlive, hold: holds{
+		produce:           sc.Producer.Timeout,
+		produceUnanswered: sc.Producer.RequiredAcks == sarama.NoResponse,
+		fetch:             sc.Consumer.MaxWaitTime,
+		join:              sc.Consumer.Group.Rebalance.Timeout,
+	}}
 	if c.TLS.Enabled {
 		tc, err := c.TLS.config()
 		if err != nil {
