@@ -18,10 +18,10 @@
 // NackResendSleep, and the messages behind it on its partition wait, so a
 // key's order survives failures.
 //
-// SubscribeEphemeral(ctx, topic) reads topic for this process alone, in no
+// [Transport.SubscribeEphemeral] reads a topic for this process alone, in no
 // consumer group, from the newest offset of every partition at the moment
-// it opened (transports.EphemeralSubscriber): nothing is committed and no
-// group is left on the broker when ctx ends or the transport closes.
+// it opened ([transports.EphemeralSubscriber]): nothing is committed and no
+// group is left on the broker when its context ends or the transport closes.
 //
 // # Messages from other clients
 //
@@ -57,20 +57,21 @@
 // tools) without consuming it; neither joins a group nor commits.
 //
 // No call waits for ever on a broker that accepts connections and never
-// answers: connect_timeout (10s by default) bounds every connection's
-// connect, TLS handshake and first answer, so Open, Subscribe,
-// SubscribeEphemeral, Lag and Browse fail after it, per bootstrap broker,
-// with an error that names transport.kafka.connect_timeout and the broker.
-// Requests on connections that answered are bounded by 30s each.
+// answers: connect_timeout ([Config.ConnectTimeout], 10s by default) bounds
+// every connection's connect, TLS handshake and first answer, so [Open],
+// Subscribe, [Transport.SubscribeEphemeral], [Transport.Lag] and
+// [Transport.Browse] fail after it, per bootstrap broker, with an error that
+// names transport.kafka.connect_timeout and the broker. Requests on
+// connections that answered are bounded by 30s each.
 //
 // # Logs
 //
-// The transport logs to transports.Deps.Logger. On a clean run it logs
-// nothing at INFO: watermill-kafka's lines that a subscription starts and
-// that its consumer ended are logged at DEBUG, with the rest of its detail;
-// a consumer that stopped unexpectedly and is started again ("Reconnecting
-// consumer", with the cause before it) stays at INFO, and errors stay
-// errors.
+// The transport logs to the Logger of its [transports.Deps]. On a clean run
+// it logs nothing at INFO: watermill-kafka's lines that a subscription
+// starts and that its consumer ended are logged at DEBUG, with the rest of
+// its detail; a consumer that stopped unexpectedly and is started again
+// ("Reconnecting consumer", with the cause before it) stays at INFO, and
+// errors stay errors.
 //
 // # Topics
 //
