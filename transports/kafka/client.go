@@ -33,7 +33,7 @@ func (t *Transport) client() (sarama.Client, error) {
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
 	c, err := sarama.NewClient(t.cfg.Brokers, &sc)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: connect to %v: %w", t.cfg.Brokers, err)
+		return nil, fmt.Errorf("kafka: connect to %v: %w", t.cfg.Brokers, explain(err))
 	}
 	t.meta = c
 	return c, nil

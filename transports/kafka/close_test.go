@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -23,19 +22,7 @@ func TestSubscriber_AckedRightBeforeCloseIsCommitted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// One key for each of the four partitions, as the producer's hash
-	// partitioner places them.
-	part := sarama.NewHashPartitioner(topic)
-	keys := map[int32]string{}
-	for i := 0; len(keys) < 4; i++ {
-		key := "k" + itoa(int64(i))
-		p, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[p] = key
-	}
-	for _, key := range keys {
+	for _, key := range partitionKeys(t, topic, 4) {
 		msg := message.NewMessage(watermill.NewUUID(), nil)
 		msg.Metadata.Set(millrace.MetadataPartitionKey, key)
 		if err := tr.Publisher().Publish(topic, msg); err != nil {

@@ -27,6 +27,21 @@ type Config struct {
 	// client quotas). Letters, digits, '.', '_' and '-'. Default "millrace".
 	ClientID string `yaml:"client_id"`
 
+	// ConnectTimeout bounds connecting to a broker, for every connection the
+	// transport opens (the publisher's, each subscription's, Lag's and
+	// Browse's, to bootstrap brokers and to the brokers they learn of): the
+	// TCP connect and TLS handshake together, and then the broker's answer
+	// to the first request on the connection. Opening a client asks the
+	// bootstrap brokers in turn, so Open, Subscribe, Lag and Browse fail
+	// after at most ConnectTimeout per bootstrap broker when none answers,
+	// with an error naming transport.kafka.connect_timeout and the broker.
+	// A first request that a broker may rightly hold gets that hold on top
+	// (a produce waits for the replicas up to 10s, a fetch for data up to
+	// 500ms, a consumer group join for the rebalance up to 60s). Requests on
+	// a connection that answered wait up to 30s (or ConnectTimeout, if
+	// longer). Default 10s; must be greater than 0.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+
 	// InitialOffset is where a consumer group that has no committed offset
 	// for a partition starts: "oldest" (every retained message) or "newest"
 	// (only messages published after the group joined).
@@ -147,7 +162,8 @@ var (
 )
 
 // DefaultConfig returns the defaults: a broker on 127.0.0.1:9092, client id
-// "millrace", new groups start at the oldest retained message, and the
+// "millrace", a connect timeout of 10s, new groups start at the oldest
+// retained message, and the
 // producer waits for all in-sync replicas, is idempotent, compresses with
 // snappy and sends every message at once (no linger).
 //
@@ -157,9 +173,10 @@ var (
 // created beforehand.
 func DefaultConfig() *Config {
 	return &Config{
-		Brokers:       []string{"127.0.0.1:9092"},
-		ClientID:      "millrace",
-		InitialOffset: "oldest",
+		Brokers:        []string{"127.0.0.1:9092"},
+		ClientID:       "millrace",
+		ConnectTimeout: 10 * time.Second,
+		InitialOffset:  "oldest",
 		Producer: ProducerConfig{
 			Acks:        "all",
 			Compression: "snappy",
@@ -201,6 +218,9 @@ func (c *Config) Validate() error {
 	}
 	if !validClientID.MatchString(c.ClientID) {
 		bad("client_id", c.ClientID, "must be one or more letters, digits, '.', '_' or '-'")
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("connect_timeout", c.ConnectTimeout.String(), "must be greater than 0")
 	}
 	oneOf("initial_offset", c.InitialOffset, initialOffsets)
 

@@ -41,6 +41,9 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "client id", change: func(c *kafka.Config) { c.ClientID = "billing-svc.v2_eu" }},
 		{name: "empty client id", change: func(c *kafka.Config) { c.ClientID = "" }, keys: []string{"client_id"}},
 		{name: "client id with space", change: func(c *kafka.Config) { c.ClientID = "billing svc" }, keys: []string{"client_id"}},
+		{name: "connect timeout", change: func(c *kafka.Config) { c.ConnectTimeout = 300 * time.Millisecond }},
+		{name: "no connect timeout", change: func(c *kafka.Config) { c.ConnectTimeout = 0 }, keys: []string{"connect_timeout"}},
+		{name: "negative connect timeout", change: func(c *kafka.Config) { c.ConnectTimeout = -time.Second }, keys: []string{"connect_timeout"}},
 		{name: "initial offset", change: func(c *kafka.Config) { c.InitialOffset = "latest" }, keys: []string{"initial_offset"}},
 		{name: "newest", change: func(c *kafka.Config) { c.InitialOffset = "newest" }},
 		{name: "acks", change: func(c *kafka.Config) { c.Producer.Acks = "1" }, keys: []string{"producer.acks"}},
@@ -117,7 +120,7 @@ func configErrorKeys(t *testing.T, err error) []string {
 
 func TestConfig_Defaults(t *testing.T) {
 	c := kafka.DefaultConfig()
-	if len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" || c.ClientID != "millrace" || c.InitialOffset != "oldest" ||
+	if len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" || c.ClientID != "millrace" || c.ConnectTimeout != 10*time.Second || c.InitialOffset != "oldest" ||
 		c.Producer.Acks != "all" || c.Producer.Idempotent != nil || c.Producer.Compression != "snappy" ||
 		c.Producer.Linger != 0 || c.Producer.BatchSize != 0 || c.TLS.Enabled || c.SASL.Mechanism != "" {
 		t.Errorf("unexpected defaults: %+v", c)

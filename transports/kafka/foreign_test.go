@@ -1,7 +1,9 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -42,6 +44,7 @@ func header(k, v string) kgo.RecordHeader {
 
 func TestUnmarshal(t *testing.T) {
 	const topic = "orders"
+	stamp := time.Date(2026, 3, 1, 9, 30, 0, 123e6, time.UTC)
 	tests := []struct {
 		name    string
 		rec     sarama.ConsumerMessage
@@ -84,6 +87,37 @@ func TestUnmarshal(t *testing.T) {
 				Headers: []*sarama.RecordHeader{{Key: []byte(millrace.MetadataPartitionKey), Value: []byte("k")}}},
 			id: "kafka:orders/0/1", payload: "x", md: message.Metadata{millrace.MetadataPartitionKey: "k"},
 		},
+		{
+			name: "record timestamp becomes published_at, in UTC",
+			rec:  sarama.ConsumerMessage{Topic: topic, Offset: 2, Timestamp: stamp.In(time.FixedZone("CEST", 2*3600)), Value: []byte("x")},
+			id:   "kafka:orders/0/2", payload: "x", md: message.Metadata{millrace.MetadataPublishedAt: "2026-03-01T09:30:00.123Z"},
+		},
+		{
+			name: "published_at header wins over record timestamp",
+			rec: sarama.ConsumerMessage{Topic: topic, Offset: 2, Timestamp: stamp, Value: []byte("x"),
+				Headers: []*sarama.RecordHeader{{Key: []byte(millrace.MetadataPublishedAt), Value: []byte("2026-02-28T00:00:00Z")}}},
+			id: "kafka:orders/0/2", payload: "x", md: message.Metadata{millrace.MetadataPublishedAt: "2026-02-28T00:00:00Z"},
+		},
+		{
+			name: "record timestamp at the epoch is a time",
+			rec:  sarama.ConsumerMessage{Topic: topic, Offset: 2, Timestamp: time.UnixMilli(0), Value: []byte("x")},
+			id:   "kafka:orders/0/2", payload: "x", md: message.Metadata{millrace.MetadataPublishedAt: "1970-01-01T00:00:00Z"},
+		},
+		{
+			name: "no record timestamp (-1, as Sarama decodes it), no published_at",
+			rec:  sarama.ConsumerMessage{Topic: topic, Offset: 2, Timestamp: time.Time{}.Add(5 * time.Millisecond), Value: []byte("x")},
+			id:   "kafka:orders/0/2", payload: "x", md: message.Metadata{},
+		},
+		{
+			name: "header values that are not UTF-8 are kept byte for byte",
+			rec: sarama.ConsumerMessage{Topic: topic, Offset: 4, Value: []byte("x"),
+				Headers: []*sarama.RecordHeader{
+					{Key: []byte("trace-bin"), Value: []byte{0x00, 0xff, 0xfe, 0x80}},
+					{Key: []byte("latin1"), Value: []byte("caf\xe9")},
+					{Key: []byte("empty"), Value: []byte{}},
+				}},
+			id: "kafka:orders/0/4", payload: "x", md: message.Metadata{"trace-bin": "\x00\xff\xfe\x80", "latin1": "caf\xe9", "empty": ""},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,13 +128,8 @@ func TestUnmarshal(t *testing.T) {
 			if msg.UUID != tt.id || string(msg.Payload) != tt.payload {
 				t.Errorf("got %q %q, want %q %q", msg.UUID, msg.Payload, tt.id, tt.payload)
 			}
-			if len(msg.Metadata) != len(tt.md) {
-				t.Errorf("metadata %v, want %v", msg.Metadata, tt.md)
-			}
-			for k, v := range tt.md {
-				if msg.Metadata.Get(k) != v {
-					t.Errorf("metadata %v, want %v", msg.Metadata, tt.md)
-				}
+			if !maps.Equal(msg.Metadata, tt.md) {
+				t.Errorf("metadata %q, want %q", msg.Metadata, tt.md)
 			}
 		})
 	}
@@ -158,5 +187,77 @@ func TestSubscriber_ForeignRecordsDeliveredWithStableIDs(t *testing.T) {
 		t.Fatalf("got %s %q, want wm-1", native.UUID, native.Payload)
 	} else {
 		native.Ack()
+	}
+}
+
+// consumeRaw reads the first n records of topic with franz-go's client, as
+// a service in another language would.
+func consumeRaw(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records of %s: %v", len(recs), n, topic, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		recs = append(recs, fs.Records()...)
+	}
+	return recs
+}
+
+// TestForeignRecord_MetadataSurvivesARepublish: a record of another client
+// with a key, a timestamp and a header that is not UTF-8 is delivered with
+// the header's exact bytes, the key as partition_key and the timestamp as
+// published_at; published again (as the poison queue and Delay publish a
+// copy), it is a record with the same key, the same header bytes, and
+// published_at, partition_key and the id as headers.
+func TestForeignRecord_MetadataSurvivesARepublish(t *testing.T) {
+	brokers := newCluster(t, 1)
+	binary := []byte{0x00, 0xff, 0xc3, 0x28, 0x80}
+	stamp := time.Date(2026, 3, 1, 9, 30, 0, 123e6, time.UTC)
+	offsets := produceRaw(t, brokers, &kgo.Record{Topic: "in", Key: []byte("cust-1"), Value: []byte("v"), Timestamp: stamp,
+		Headers: []kgo.RecordHeader{{Key: "trace-bin", Value: binary}, header("source", "legacy")}})
+	tr := openTransport(t, testConfig(brokers))
+	ch := transporttest.SubscribeGroup(t, tr, "g", "in")
+	m := transporttest.Receive(t, ch, 20*time.Second)
+
+	want := message.Metadata{
+		"trace-bin":                   string(binary),
+		"source":                      "legacy",
+		millrace.MetadataPartitionKey: "cust-1",
+		millrace.MetadataPublishedAt:  "2026-03-01T09:30:00.123Z",
+	}
+	if !maps.Equal(m.Metadata, want) {
+		t.Fatalf("metadata %q, want %q", m.Metadata, want)
+	}
+
+	cp := message.NewMessage(m.UUID, m.Payload)
+	cp.Metadata = maps.Clone(m.Metadata)
+	if err := tr.Publisher().Publish("out", cp); err != nil {
+		t.Fatal(err)
+	}
+	rec := consumeRaw(t, brokers, "out", 1)[0]
+	headers := map[string][]byte{}
+	for _, h := range rec.Headers {
+		headers[h.Key] = h.Value
+	}
+	wantHeaders := map[string][]byte{"_watermill_message_uuid": []byte("kafka:in/0/" + itoa(offsets[0]))}
+	for k, v := range want {
+		wantHeaders[k] = []byte(v)
+	}
+	if !maps.EqualFunc(headers, wantHeaders, bytes.Equal) {
+		t.Errorf("republished headers %q, want %q", headers, wantHeaders)
+	}
+	if string(rec.Key) != "cust-1" || string(rec.Value) != "v" {
+		t.Errorf("republished key %q value %q, want cust-1 v", rec.Key, rec.Value)
 	}
 }

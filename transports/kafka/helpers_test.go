@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -62,4 +63,23 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // partitionOf returns the partition a delivered message came from.
 func partitionOf(m *message.Message) (int32, bool) {
 	return wkafka.MessagePartitionFromCtx(m.Context())
+}
+
+// partitionKeys returns a partition key for each of the partitions of
+// topic, as the producer's hash partitioner places them.
+func partitionKeys(t *testing.T, topic string, partitions int32) map[int32]string {
+	t.Helper()
+	part := sarama.NewHashPartitioner(topic)
+	keys := map[int32]string{}
+	for i := 0; int32(len(keys)) < partitions; i++ {
+		key := "k" + itoa(int64(i))
+		p, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, partitions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := keys[p]; !ok {
+			keys[p] = key
+		}
+	}
+	return keys
 }

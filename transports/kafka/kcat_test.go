@@ -45,15 +45,15 @@ func runKcat(t *testing.T, kcat, stdin string, args ...string) string {
 	return stdout.String()
 }
 
-// TestKcat_ProducesForSubscriber: a record kcat produces (a key, a header,
-// no Watermill id) reaches a millrace subscriber with its payload, the header
-// as metadata, the key as partition key and an id made from its place in the
-// log.
+// TestKcat_ProducesForSubscriber: a record kcat produces (a key, headers, one
+// of them not UTF-8, no Watermill id) reaches a millrace subscriber with its
+// payload, the headers as metadata byte for byte, the key as partition key,
+// its timestamp as published_at and an id made from its place in the log.
 func TestKcat_ProducesForSubscriber(t *testing.T) {
 	kcat := kcatPath(t)
 	brokers := newCluster(t, 1)
 	const topic = "from-kcat"
-	runKcat(t, kcat, "hello from kcat\n", "-P", "-b", brokers[0], "-t", topic, "-H", "k=v", "-H", "trace=abc-1", "-k", "key-1")
+	runKcat(t, kcat, "hello from kcat\n", "-P", "-b", brokers[0], "-t", topic, "-H", "k=v", "-H", "trace=abc-1", "-H", "bin=\xff\xc3\x28", "-k", "key-1")
 
 	tr := openTransport(t, testConfig(brokers))
 	sub, err := tr.Subscriber("g")
@@ -69,9 +69,14 @@ func TestKcat_ProducesForSubscriber(t *testing.T) {
 	select {
 	case m := <-ch:
 		if m.UUID != "kafka:from-kcat/0/0" || string(m.Payload) != "hello from kcat" ||
-			m.Metadata.Get("k") != "v" || m.Metadata.Get("trace") != "abc-1" ||
+			m.Metadata.Get("k") != "v" || m.Metadata.Get("trace") != "abc-1" || m.Metadata.Get("bin") != "\xff\xc3\x28" ||
 			m.Metadata.Get(millrace.MetadataPartitionKey) != "key-1" {
 			t.Errorf("got %s %q %v", m.UUID, m.Payload, m.Metadata)
+		}
+		// kcat stamps the record with the time it produced it.
+		at, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(millrace.MetadataPublishedAt))
+		if err != nil || at.Location() != time.UTC || time.Since(at) > time.Minute || time.Until(at) > time.Minute {
+			t.Errorf("published_at %q (%v), want the record's timestamp, about now, in UTC", m.Metadata.Get(millrace.MetadataPublishedAt), err)
 		}
 		m.Ack()
 	case <-ctx.Done():

@@ -81,18 +81,36 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 		sc.Metadata.RefreshFrequency = time.Second
 	}
 
-	// Fail fast at start when no broker answers.
-	sc.Metadata.Retry.Max = 3
-	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
-
+	// Every connection is opened by dialer, which bounds the connect, the
+	// TLS handshake and the first answer by connect_timeout (and makes the
+	// TLS connection: Sarama's own TLS is off). Later requests get Sarama's
+	// 30s, or connect_timeout if longer.
+	d := &dialer{timeout: c.ConnectTimeout, keepAlive: sc.Net.KeepAlive, hold: holds{
+		produce:           sc.Producer.Timeout,
+		produceUnanswered: sc.Producer.RequiredAcks == sarama.NoResponse,
+		fetch:             sc.Consumer.MaxWaitTime,
+		join:              sc.Consumer.Group.Rebalance.Timeout,
+	}}
 	if c.TLS.Enabled {
 		tc, err := c.TLS.config()
 		if err != nil {
 			return nil, err
 		}
-		sc.Net.TLS.Enable = true
-		sc.Net.TLS.Config = tc
+		d.tls = tc
 	}
+	sc.Net.Proxy.Enable = true
+	sc.Net.Proxy.Dialer = d
+	sc.Net.DialTimeout = c.ConnectTimeout
+	sc.Net.ReadTimeout = max(sc.Net.ReadTimeout, c.ConnectTimeout)
+	sc.Net.WriteTimeout = max(sc.Net.WriteTimeout, c.ConnectTimeout)
+
+	// Fail fast when no broker answers: a refused connection is retried 3
+	// times, 250ms apart, and a metadata request, retries included, gives
+	// up after connect_timeout per bootstrap broker, which lets each of
+	// them time out once.
+	sc.Metadata.Retry.Max = 3
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	sc.Metadata.Timeout = c.ConnectTimeout * time.Duration(len(c.Brokers))
 
 	if s := &c.SASL; s.Mechanism != "" {
 		sc.Net.SASL.Enable = true

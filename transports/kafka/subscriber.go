@@ -42,6 +42,7 @@ type subscriber struct {
 
 	mu      sync.Mutex
 	closed  bool
+	release func() bool    // of an ephemeral subscriber: stops the context.AfterFunc that closes it
 	merging sync.WaitGroup // one per merged subscription, until its channel is closed
 
 	// handed holds the messages handed over and not yet settled, each
@@ -67,7 +68,10 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		if err != nil && s.isClosed() {
 			return nil, fmt.Errorf("%w (%w)", errClosed, err)
 		}
-		return ch, err
+		if err != nil {
+			return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, explain(err))
+		}
+		return ch, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,12 +84,12 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	main, err := s.inner.Subscribe(ctx, topic)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, fmt.Errorf("kafka: subscribe to %q in group %q: %w", topic, s.group, explain(err))
 	}
 	retry, err := s.retry.Subscribe(ctx, RetryTopic(topic, s.group))
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, fmt.Errorf("kafka: subscribe to %q in group %q: %w", RetryTopic(topic, s.group), s.group+".retry", explain(err))
 	}
 
 	out := make(chan *message.Message)
@@ -219,7 +223,11 @@ func (s *subscriber) isClosed() bool {
 func (s *subscriber) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	release := s.release
 	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	s.settle()
 	err := s.inner.Close()
 	if s.retry != nil {

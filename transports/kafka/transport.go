@@ -27,13 +27,16 @@ var errClosed = fmt.Errorf("kafka: %w", transports.ErrClosed)
 
 // Transport is an open Kafka connection: one publisher shared by the service
 // and a subscriber per consumer group. It also implements
-// middleware.Delayer with retry topics (see Delay) and the dead-letter
-// tools' dlq.Browser (see Browse), and reports consumer lag (see Lag).
+// middleware.Delayer with retry topics (see [Transport.Delay]), the
+// dead-letter tools' dlq.Browser (see [Transport.Browse]) and
+// [transports.EphemeralSubscriber] (see [Transport.SubscribeEphemeral]), and
+// reports consumer lag (see [Transport.Lag]).
 type Transport struct {
-	cfg    Config
-	sarama *sarama.Config
-	logger watermill.LoggerAdapter
-	pub    *wkafka.Publisher
+	cfg       Config
+	sarama    *sarama.Config
+	ephemeral *sarama.Config // sarama, but partitions are read from the newest offset
+	logger    watermill.LoggerAdapter
+	pub       *wkafka.Publisher
 
 	subs transports.Subscribers[*subscriber]
 
@@ -42,7 +45,9 @@ type Transport struct {
 }
 
 // Open validates cfg and connects the publisher; it fails when no broker
-// answers. Subscribers connect when they subscribe. It logs to deps.Logger.
+// answers, within about connect_timeout per bootstrap broker (see
+// [Config.ConnectTimeout]) when they accept connections but stay silent.
+// Subscribers connect when they subscribe. It logs to deps.Logger.
 func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -58,7 +63,7 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 	if cfg.TLS.Enabled && cfg.TLS.InsecureSkipVerify {
 		logger.Warn("kafka: tls.insecure_skip_verify accepts any broker certificate; use it in tests only")
 	}
-	wl := transports.WatermillLogger(logger)
+	wl := quietLogger{transports.WatermillLogger(logger)}
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers:               cfg.Brokers,
 		Marshaler:             marshaler{},
@@ -66,9 +71,11 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 	}, wl)
 	if err != nil {
 		// Sarama's errors name brokers and causes, never the SASL password.
-		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, err)
+		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, explain(err))
 	}
-	t := &Transport{cfg: cfg, sarama: sc, logger: wl, pub: pub}
+	eph := *sc // a shallow copy shares TLS, SASL and the metric registry
+	eph.Consumer.Offsets.Initial = sarama.OffsetNewest
+	t := &Transport{cfg: cfg, sarama: sc, ephemeral: &eph, logger: wl, pub: pub}
 	t.subs.ErrClosed = errClosed
 	return t, nil
 }
@@ -104,11 +111,11 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 func (t *Transport) newGroupSubscriber(group string) (*subscriber, error) {
 	s := &subscriber{group: group}
 	var err error
-	if s.inner, err = t.newSubscriber(group); err != nil {
+	if s.inner, err = t.newSubscriber(group, t.sarama); err != nil {
 		return nil, err
 	}
 	if group != "" {
-		if s.retry, err = t.newSubscriber(group + ".retry"); err != nil {
+		if s.retry, err = t.newSubscriber(group+".retry", t.sarama); err != nil {
 			_ = s.inner.Close()
 			return nil, err
 		}
@@ -116,11 +123,13 @@ func (t *Transport) newGroupSubscriber(group string) (*subscriber, error) {
 	return s, nil
 }
 
-func (t *Transport) newSubscriber(group string) (*wkafka.Subscriber, error) {
+// newSubscriber makes a watermill-kafka subscriber in consumer group group
+// (none for "") with Sarama config sc.
+func (t *Transport) newSubscriber(group string, sc *sarama.Config) (*wkafka.Subscriber, error) {
 	s, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
 		Brokers:               t.cfg.Brokers,
 		Unmarshaler:           marshaler{},
-		OverwriteSaramaConfig: t.sarama,
+		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         group,
 		NackResendSleep:       NackResendSleep,
 		ReconnectRetrySleep:   time.Second,
