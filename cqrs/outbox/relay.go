@@ -48,6 +48,7 @@ func (o *Outbox) relay(ctx context.Context) error {
 		go o.listen(ctx, wake)
 	}
 	backoff := time.Duration(0)
+	recheck := time.Duration(0) // after a wake-up that found nothing yet
 	lastCleanup := time.Now()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
@@ -74,9 +75,20 @@ func (o *Outbox) relay(ctx context.Context) error {
 		if err == nil && n == o.cfg.BatchSize {
 			continue // more waiting
 		}
+		if n > 0 {
+			recheck = 0
+		}
 		wait := o.cfg.PollInterval
-		if backoff > 0 {
+		switch {
+		case backoff > 0:
 			wait = backoff
+		case recheck > 0:
+			// Woken by a commit whose messages were not readable yet: a
+			// transaction that began before it is still open (PostgreSQL
+			// hands out messages below the oldest running transaction).
+			// Look again soon, then less and less often.
+			wait = recheck
+			recheck = min(2*recheck, o.cfg.PollInterval)
 		}
 		poll.Reset(wait)
 		select {
@@ -90,6 +102,8 @@ func (o *Outbox) relay(ctx context.Context) error {
 					return nil
 				case <-poll.C:
 				}
+			} else if recheck == 0 {
+				recheck = 5 * time.Millisecond
 			}
 		case <-poll.C:
 		}
@@ -306,13 +320,15 @@ func (o *Outbox) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 		if err != nil {
 			return driver.ErrBadConn
 		}
+		// What committed before LISTEN took effect woke nobody: look now.
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 		for {
 			if _, err := pc.WaitForNotification(ctx); err != nil {
-				if ctx.Err() != nil {
-					// The connection is in the middle of a wait: do not
-					// give it back to the pool.
-					return driver.ErrBadConn
-				}
+				// Lost, or interrupted in the middle of a wait (ctx):
+				// either way not to be given back to the pool.
 				return driver.ErrBadConn
 			}
 			select {
