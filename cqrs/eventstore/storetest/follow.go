@@ -114,21 +114,24 @@ func (t *bufferedTx) Rollback() error { return nil }
 
 // The shape of RunFollow's checks.
 const (
-	followWriters      = 32
-	followMaxTxs       = 3    // transactions per writer
-	followMaxAppends   = 3    // appends per transaction
-	followMaxEvents    = 4    // events per append
-	followStreams      = 6    // streams of a check, shared by the writers
-	followMaxHoldMicro = 3000 // how long a transaction stays open after its appends
-	followAbortPercent = 30
-	followMaxPage      = 64 // the follower's largest ReadAll limit
+	followWriters       = 32
+	followMaxTxs        = 3    // transactions per writer
+	followMaxAppends    = 3    // appends per transaction
+	followMaxEvents     = 4    // events per append
+	followStreams       = 6    // streams of a check, shared by the writers
+	followMaxHoldMicro  = 3000 // how long a transaction stays open after its appends
+	followAbortPercent  = 30
+	followDirectPercent = 30 // transactions that are plain Appends instead
+	followMaxPage       = 64 // the follower's largest ReadAll limit
 )
 
 // RunFollow is the property test of the global order. Each check (see
 // rapid's -rapid.checks) draws a plan: 32 writers, each running up to 3
 // transactions of up to 3 appends (of 1 to 4 events, with Any, to streams
 // shared by the writers) held open for a random time up to 3ms after their
-// appends, then committed or, three times in ten, rolled back. A follower
+// appends, then committed or, three times in ten, rolled back; three in ten
+// of the transactions are plain Store.Append calls instead, each committing
+// on its own (merged, in stores that merge concurrent appends). A follower
 // pages through ReadAll meanwhile, from where it had got to, with random
 // page sizes. Once the writers are done and the follower has caught up, it
 // must have seen:
@@ -160,6 +163,9 @@ type txPlan struct {
 	appends []appendPlan // in stream order, so that transactions never deadlock
 	hold    time.Duration
 	abort   bool
+	// direct makes the appends with Store.Append, each committing on its
+	// own (hold and abort do not apply).
+	direct bool
 }
 
 type appendPlan struct {
@@ -187,6 +193,7 @@ func drawPlan(rt *rapid.T) followPlan {
 			slices.SortStableFunc(tx.appends, func(a, b appendPlan) int { return a.stream - b.stream })
 			tx.hold = time.Duration(rapid.IntRange(0, followMaxHoldMicro).Draw(rt, "hold_us")) * time.Microsecond
 			tx.abort = rapid.IntRange(0, 99).Draw(rt, "abort") < followAbortPercent
+			tx.direct = rapid.IntRange(0, 99).Draw(rt, "direct") < followDirectPercent
 			p.writers[w] = append(p.writers[w], tx)
 		}
 	}
@@ -292,9 +299,12 @@ func runPlan(ctx context.Context, s TxStore, plan followPlan, prefix string, fro
 // runTx runs one planned transaction; its events' ids start with name.
 func runTx(ctx context.Context, s TxStore, p txPlan, name, prefix string) (txRecord, error) {
 	rec := txRecord{began: time.Now()}
-	tx, err := s.Begin(ctx)
-	if err != nil {
-		return rec, err
+	var tx Tx
+	if !p.direct {
+		var err error
+		if tx, err = s.Begin(ctx); err != nil {
+			return rec, err
+		}
 	}
 	for a, ap := range p.appends {
 		es := make([]eventstore.Event, ap.events)
@@ -303,17 +313,28 @@ func runTx(ctx context.Context, s TxStore, p txPlan, name, prefix string) (txRec
 			es[j] = eventstore.Event{ID: id, Type: "Followed", Payload: []byte(id)}
 			rec.ids = append(rec.ids, id)
 		}
-		if _, err := tx.Append(ctx, prefix+"s"+strconv.Itoa(ap.stream), eventstore.Any, es); err != nil {
+		stream := prefix + "s" + strconv.Itoa(ap.stream)
+		if p.direct {
+			if _, err := s.Append(ctx, stream, eventstore.Any, es); err != nil {
+				return rec, fmt.Errorf("append: %w", err)
+			}
+			continue
+		}
+		if _, err := tx.Append(ctx, stream, eventstore.Any, es); err != nil {
 			_ = tx.Rollback()
-			return rec, fmt.Errorf("append: %w", err)
+			return rec, fmt.Errorf("append in a transaction: %w", err)
 		}
 	}
-	time.Sleep(p.hold)
-	if p.abort {
+	switch {
+	case p.direct:
+	case p.abort:
+		time.Sleep(p.hold)
 		return rec, tx.Rollback()
-	}
-	if err := tx.Commit(); err != nil {
-		return rec, fmt.Errorf("commit: %w", err)
+	default:
+		time.Sleep(p.hold)
+		if err := tx.Commit(); err != nil {
+			return rec, fmt.Errorf("commit: %w", err)
+		}
 	}
 	rec.committed, rec.ended = true, time.Now()
 	return rec, nil
