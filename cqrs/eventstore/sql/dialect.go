@@ -3,6 +3,7 @@ package sql
 import (
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 )
 
@@ -69,10 +70,14 @@ type queries struct {
 	// Postgres: append[mode] is the whole append, one statement. Its
 	// arguments: stream $1, event count $2, then arrays of event ids $3,
 	// types $4, content types $5, payloads $6, metadata $7, and for
-	// modeExact the expected version $8. It returns (tx, seq, version,
-	// recorded_at) per event, none if the expected version was not the
-	// stream's.
+	// modeExact the expected version $8. It returns (tx, seq, stream,
+	// version, recorded_at) per event, none if the expected version was
+	// not the stream's.
 	append [modes]string
+	// appendMany is several appends to distinct streams in one statement
+	// (see manyArgs); it returns what append does, for the appends whose
+	// expected version was the stream's.
+	appendMany string
 
 	// MySQL: an append is lockSequence, the stream statement of its mode
 	// (stream[mode]), insertEvents (with insertRow repeated per event,
@@ -106,10 +111,13 @@ type queries struct {
 	loadSnapshot string
 }
 
-// schemaLock is the key of the PostgreSQL advisory lock CreateSchema holds.
-func schemaLock(prefix string) int64 {
+// lockKey returns a PostgreSQL advisory lock key (or hash seed) for name:
+// CreateSchema locks lockKey("millrace eventstore "+prefix), appends hash
+// stream ids with the seed lockKey("millrace eventstore streams "+prefix),
+// so that stores of different prefixes never wait for each other.
+func lockKey(name string) int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("millrace eventstore " + prefix))
+	_, _ = h.Write([]byte(name))
 	return int64(h.Sum64())
 }
 
@@ -129,7 +137,8 @@ func newQueries(d Dialect, prefix string) (queries, error) {
 
 func postgresQueries(prefix string) queries {
 	r := strings.NewReplacer("{events}", `"`+prefix+`events"`, "{streams}", `"`+prefix+`streams"`,
-		"{snapshots}", `"`+prefix+`snapshots"`, "{p}", prefix)
+		"{snapshots}", `"`+prefix+`snapshots"`, "{p}", prefix,
+		"{seed}", strconv.FormatInt(lockKey("millrace eventstore streams "+prefix), 10))
 	// A row's tx is at least its appending transaction's id, so a reader
 	// that stays below the oldest running transaction (pg_snapshot_xmin)
 	// never passes a row that may still commit: a running transaction
@@ -146,7 +155,7 @@ SELECT s.tx, $1, s.version - $2 + e.ord, e.id, e.type, e.content_type, e.payload
 FROM s, unnest($3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
 	WITH ORDINALITY AS e(id, type, content_type, payload, metadata, ord)
 ORDER BY e.ord
-RETURNING tx, seq, version, recorded_at`
+RETURNING tx, seq, stream_id, version, recorded_at`
 	const columns = `tx, seq, stream_id, version, event_id, type, content_type, payload, metadata, recorded_at`
 	var q queries
 	q.schema = []string{
@@ -181,21 +190,70 @@ RETURNING tx, seq, version, recorded_at`
 	CONSTRAINT "{p}snapshots_pkey" PRIMARY KEY (stream_id, state_version)
 )`),
 	}
-	q.append[modeAny] = r.Replace(`WITH s AS (
-	INSERT INTO {streams} AS st (stream_id, version, tx) VALUES ($1, $2, pg_current_xact_id())
+	// Every append first takes an advisory lock per stream, merged ones
+	// in the order of the streams' ids (the appends come sorted so). The
+	// lock stands for the stream's row, existing or about to be created,
+	// so a transaction that appends to several streams in the order of
+	// their ids never deadlocks with a merged append, which is such a
+	// transaction too. (Row locks alone cannot be taken in order: a
+	// stream created by a transaction still open has no row to lock.)
+	q.append[modeAny] = r.Replace(`WITH locked AS (
+	SELECT pg_advisory_xact_lock(hashtextextended($1, {seed}))
+), s AS (
+	INSERT INTO {streams} AS st (stream_id, version, tx) SELECT $1, $2, pg_current_xact_id() FROM locked
 	ON CONFLICT (stream_id) DO UPDATE SET version = st.version + excluded.version, tx = greatest(st.tx, excluded.tx)
 	RETURNING st.version, st.tx, clock_timestamp() AS at
 )` + insert)
-	q.append[modeNoStream] = r.Replace(`WITH s AS (
-	INSERT INTO {streams} (stream_id, version, tx) VALUES ($1, $2, pg_current_xact_id())
+	q.append[modeNoStream] = r.Replace(`WITH locked AS (
+	SELECT pg_advisory_xact_lock(hashtextextended($1, {seed}))
+), s AS (
+	INSERT INTO {streams} (stream_id, version, tx) SELECT $1, $2, pg_current_xact_id() FROM locked
 	ON CONFLICT (stream_id) DO NOTHING
 	RETURNING version, tx, clock_timestamp() AS at
 )` + insert)
-	q.append[modeExact] = r.Replace(`WITH s AS (
+	q.append[modeExact] = r.Replace(`WITH locked AS (
+	SELECT pg_advisory_xact_lock(hashtextextended($1, {seed}))
+), s AS (
 	UPDATE {streams} SET version = version + $2, tx = greatest(tx, pg_current_xact_id())
-	WHERE stream_id = $1 AND version = $8
+	FROM locked WHERE stream_id = $1 AND version = $8
 	RETURNING version, tx, clock_timestamp() AS at
 )` + insert)
+	// The streams' rows of each expected-version mode are written by a
+	// statement of their own; they are distinct rows, so the three do not
+	// interfere. They all read c, which takes the locks first.
+	q.appendMany = r.Replace(`WITH locked AS (
+	SELECT count(pg_advisory_xact_lock(hashtextextended(stream_id, {seed}))) AS n
+	FROM (SELECT stream_id FROM unnest($1::text[]) AS stream_id ORDER BY stream_id COLLATE "C") AS sorted
+), c AS (
+	SELECT c.*, (SELECT n FROM locked) AS locked
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS c(stream_id, expected, k, call)
+), exact AS (
+	UPDATE {streams} st SET version = st.version + c.k, tx = greatest(st.tx, pg_current_xact_id())
+	FROM c WHERE c.expected > 0 AND st.stream_id = c.stream_id AND st.version = c.expected
+	RETURNING c.call, st.version, st.tx
+), created AS (
+	INSERT INTO {streams} (stream_id, version, tx)
+	SELECT stream_id, k, pg_current_xact_id() FROM c WHERE expected = 0
+	ON CONFLICT (stream_id) DO NOTHING
+	RETURNING stream_id, version, tx
+), upserted AS (
+	INSERT INTO {streams} AS st (stream_id, version, tx)
+	SELECT stream_id, k, pg_current_xact_id() FROM c WHERE expected < 0
+	ON CONFLICT (stream_id) DO UPDATE SET version = st.version + excluded.version, tx = greatest(st.tx, excluded.tx)
+	RETURNING stream_id, version, tx
+), s AS (
+	SELECT call, version, tx FROM exact
+	UNION ALL SELECT c.call, created.version, created.tx FROM created JOIN c ON c.stream_id = created.stream_id
+	UNION ALL SELECT c.call, upserted.version, upserted.tx FROM upserted JOIN c ON c.stream_id = upserted.stream_id
+)
+INSERT INTO {events} (tx, stream_id, version, event_id, type, content_type, payload, metadata, recorded_at)
+SELECT s.tx, c.stream_id, s.version - c.k + e.place, e.id, e.type, e.content_type, e.payload, e.metadata::jsonb, clock_timestamp()
+FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[])
+	WITH ORDINALITY AS e(call, place, id, type, content_type, payload, metadata, ord)
+JOIN s ON s.call = e.call
+JOIN c ON c.call = e.call
+ORDER BY e.ord
+RETURNING tx, seq, stream_id, version, recorded_at`)
 	q.version = r.Replace(`SELECT version FROM {streams} WHERE stream_id = $1`)
 	q.readStream = r.Replace(`SELECT ` + columns + ` FROM {events}
 WHERE stream_id = $1 AND version >= $2 AND version <= $3

@@ -39,6 +39,21 @@
 // transaction), so a batch is stored whole or not at all; on MySQL it is one
 // transaction.
 //
+// Concurrent [Store.Append] calls are merged (group commit): while one
+// append runs, the calls that arrive gather and are then stored together, in
+// one statement on PostgreSQL, one transaction on MySQL, each call with its
+// own expected version and outcome. An append costs mostly its commit and
+// round trips, whatever its size, so under load the appends per commit grow
+// instead of the commits. A merged append that the database refuses (say, a
+// trigger rejects one of its events) stored nothing, and each of its calls
+// is then run on its own, so that one call's failure is that call's only.
+//
+// On PostgreSQL every append takes a transaction-scoped advisory lock per
+// stream before its row, merged appends in the order of the stream ids (byte
+// order). A transaction that appends to several streams with
+// [Store.AppendTx] should do so in that order too: then it never deadlocks
+// with merged appends, nor with other such transactions.
+//
 // # The global order
 //
 // PostgreSQL numbers rows with a sequence as they are inserted, not as they

@@ -17,94 +17,118 @@ import (
 // well below MySQL's 65,535 placeholders of a prepared statement.
 const mysqlRowsPerInsert = 500
 
-// appendMySQL runs b's append in tx: it locks the sequence row (every
-// append of the store waits here for the one before to end), writes the
-// stream's row, checking the expected version, inserts the events numbered
-// after the sequence's value, and moves the sequence on. A refused append
-// has written nothing, and tx is still usable.
-func (s *Store) appendMySQL(ctx context.Context, tx *sql.Tx, b *batch) (*appended, error) {
+// appendMySQL runs the appends bs in tx: it locks the sequence row (every
+// append of the store waits here for the one before to end), writes each
+// append's stream row, checking its expected version, inserts the events
+// of the appends whose version was the expected one, numbered after the
+// sequence's value in the order of bs, and moves the sequence on. It
+// returns, per append, what was stored or its ConflictError. An error
+// (not a conflict) means tx must be rolled back; a refused append has
+// written nothing, and tx is still usable.
+func (s *Store) appendMySQL(ctx context.Context, tx *sql.Tx, bs []*batch) ([]*appended, []error, error) {
 	var last int64
 	var nowText string
 	err := tx.QueryRowContext(ctx, s.q.lockSequence).Scan(&last, &nowText)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("the sequence row of %ssequence is missing: run CreateSchema", s.prefix)
+		return nil, nil, fmt.Errorf("the sequence row of %ssequence is missing: run CreateSchema", s.prefix)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now, err := parseMySQLTime(nowText)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	done := make([]*appended, len(bs))
+	refused := make([]error, len(bs))
+	var args []any
+	rows := 0
+	seq := last
+	flush := func() error {
+		if rows == 0 {
+			return nil
+		}
+		q := s.q.insertEvents + strings.Repeat(s.q.insertRow+",", rows-1) + s.q.insertRow
+		_, err := tx.ExecContext(ctx, q, args...)
+		args, rows = args[:0], 0
+		return err
+	}
+	for i, b := range bs {
+		version, err := s.writeStreamMySQL(ctx, tx, b)
+		if err != nil {
+			var ce *eventstore.ConflictError
+			if errors.As(err, &ce) {
+				refused[i] = err
+				continue
+			}
+			return nil, nil, err
+		}
+		k := int64(len(b.ids))
+		a := &appended{
+			stream: b.stream, version: version, ids: b.ids,
+			positions: make([]eventstore.Position, k), at: make([]time.Time, k),
+		}
+		first := version - k + 1
+		for j := range k {
+			seq++
+			args = append(args, seq, b.stream, first+j, b.ids[j], b.types[j], b.cts[j], b.payloads[j], b.metadata[j], nowText)
+			a.positions[j] = eventstore.Position{Seq: seq}
+			a.at[j] = now
+			if rows++; rows == mysqlRowsPerInsert {
+				if err := flush(); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		done[i] = a
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	if seq > last {
+		if _, err := tx.ExecContext(ctx, s.q.setSequence, seq); err != nil {
+			return nil, nil, err
+		}
+	}
+	return done, refused, nil
+}
 
+// writeStreamMySQL writes b's stream row and returns the stream's new
+// version, or a ConflictError if its version was not the expected one.
+func (s *Store) writeStreamMySQL(ctx context.Context, tx *sql.Tx, b *batch) (int64, error) {
 	k := int64(len(b.ids))
-	var version int64
 	switch b.mode {
 	case modeNoStream:
 		if _, err := tx.ExecContext(ctx, s.q.stream[modeNoStream], b.stream, k); err != nil {
 			if isDuplicate(err) {
-				return nil, s.conflict(ctx, tx, b.stream, b.expected)
+				return 0, s.conflict(ctx, tx, b.stream, b.expected)
 			}
-			return nil, err
+			return 0, err
 		}
-		version = k
+		return k, nil
 	case modeExact:
 		res, err := tx.ExecContext(ctx, s.q.stream[modeExact], k, b.stream, b.expected)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return nil, err
+			return 0, err
 		} else if n == 0 {
-			return nil, s.conflict(ctx, tx, b.stream, b.expected)
+			return 0, s.conflict(ctx, tx, b.stream, b.expected)
 		}
-		version = b.expected + k
-	default:
-		res, err := tx.ExecContext(ctx, s.q.stream[modeAny], b.stream, k, k)
-		if err != nil {
-			return nil, err
-		}
-		// 1 row affected: inserted with version k; 2: updated, and
-		// LAST_INSERT_ID(version + k) returned the new version.
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		version = k
-		if n == 2 {
-			if version, err = res.LastInsertId(); err != nil {
-				return nil, err
-			}
-		}
+		return b.expected + k, nil
 	}
-
-	done := &appended{
-		stream: b.stream, version: version, ids: b.ids,
-		positions: make([]eventstore.Position, k), at: make([]time.Time, k),
+	res, err := tx.ExecContext(ctx, s.q.stream[modeAny], b.stream, k, k)
+	if err != nil {
+		return 0, err
 	}
-	first := version - k + 1
-	for start := int64(0); start < k; start += mysqlRowsPerInsert {
-		end := min(start+mysqlRowsPerInsert, k)
-		var q strings.Builder
-		q.WriteString(s.q.insertEvents)
-		args := make([]any, 0, 9*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				q.WriteByte(',')
-			}
-			q.WriteString(s.q.insertRow)
-			args = append(args, last+1+i, b.stream, first+i, b.ids[i], b.types[i], b.cts[i], b.payloads[i], b.metadata[i], nowText)
-			done.positions[i] = eventstore.Position{Seq: last + 1 + i}
-			done.at[i] = now
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return nil, err
-		}
+	// 1 row affected: inserted with version k; 2: updated, and
+	// LAST_INSERT_ID(version + k) returned the new version.
+	n, err := res.RowsAffected()
+	if err != nil || n != 2 {
+		return k, err
 	}
-	if _, err := tx.ExecContext(ctx, s.q.setSequence, last+k); err != nil {
-		return nil, err
-	}
-	return done, nil
+	return res.LastInsertId()
 }
 
 // isDuplicate reports a duplicate key error (ER_DUP_ENTRY), which rolls

@@ -38,6 +38,7 @@ type Store struct {
 	q         queries
 	timeout   time.Duration
 	upcasters *eventstore.Upcasters
+	group     appender
 }
 
 var (
@@ -120,7 +121,7 @@ func (s *Store) CreateSchema(ctx context.Context) error {
 		return c.fail("create schema", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(c.ctx, "SELECT pg_advisory_xact_lock($1)", schemaLock(s.prefix)); err != nil {
+	if _, err := tx.ExecContext(c.ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("millrace eventstore "+s.prefix)); err != nil {
 		return c.fail("create schema", err)
 	}
 	for _, q := range s.q.schema {
@@ -138,34 +139,48 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Append implements [eventstore.Store.Append]. On PostgreSQL it is one
-// statement, so one round trip and its own transaction; on MySQL one
-// transaction of four statements. It is run again, up to 5 times in all,
-// when the database aborts it as a deadlock or serialization victim.
+// Append implements [eventstore.Store.Append]. Concurrent calls are
+// merged (group commit, see appender): an uncontended call runs at once,
+// calls that arrive while one runs are stored together by the next one,
+// each with its own expected version and outcome. On PostgreSQL that is
+// one statement, on MySQL one transaction. An append is run again, up to 5
+// times in all, when the database aborts it as a deadlock or serialization
+// victim.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, events []eventstore.Event) (int64, error) {
 	if err := eventstore.CheckAppend(stream, expected, events); err != nil {
 		return 0, err
 	}
 	c := s.start(ctx)
 	defer c.cancel()
-	b := newBatch(stream, expected, events)
+	done, err := s.group.append(c.ctx, s, newBatch(stream, expected, events))
+	if err != nil {
+		return 0, c.failAppend(stream, err)
+	}
+	done.apply(events)
+	return done.version, nil
+}
+
+// appendAlone stores b alone, in a statement or transaction of its own,
+// trying again when the database chose it as a deadlock or serialization
+// victim.
+func (s *Store) appendAlone(ctx context.Context, b *batch) (*appended, error) {
 	var err error
 	for range maxAttempts {
-		var done *appended
+		var done []*appended
+		var refused []error
 		if s.dialect == MySQL {
-			done, err = s.appendMySQLTx(c.ctx, b)
+			done, refused, err = s.appendMySQLTx(ctx, []*batch{b})
 		} else {
-			done, err = s.appendPostgres(c.ctx, s.db, b)
+			done, refused, err = s.appendPostgres(ctx, s.db, []*batch{b})
 		}
 		if err == nil {
-			done.apply(events)
-			return done.version, nil
+			return done[0], refused[0]
 		}
 		if !retryable(err) {
 			break
 		}
 	}
-	return 0, c.failAppend(stream, err)
+	return nil, err
 }
 
 // AppendTx implements [eventstore.TxAppender]: Append inside tx. On
@@ -183,36 +198,40 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expecte
 	}
 	c := s.start(ctx)
 	defer c.cancel()
-	b := newBatch(stream, expected, events)
-	var done *appended
+	bs := []*batch{newBatch(stream, expected, events)}
+	var done []*appended
+	var refused []error
 	var err error
 	if s.dialect == MySQL {
-		done, err = s.appendMySQL(c.ctx, tx, b)
+		done, refused, err = s.appendMySQL(c.ctx, tx, bs)
 	} else {
-		done, err = s.appendPostgres(c.ctx, tx, b)
+		done, refused, err = s.appendPostgres(c.ctx, tx, bs)
+	}
+	if err == nil {
+		err = refused[0]
 	}
 	if err != nil {
 		return 0, c.failAppend(stream, err)
 	}
-	done.apply(events)
-	return done.version, nil
+	done[0].apply(events)
+	return done[0].version, nil
 }
 
-// appendMySQLTx runs an append in a transaction of its own.
-func (s *Store) appendMySQLTx(ctx context.Context, b *batch) (*appended, error) {
+// appendMySQLTx runs the appends bs in a transaction of their own.
+func (s *Store) appendMySQLTx(ctx context.Context, bs []*batch) ([]*appended, []error, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	done, err := s.appendMySQL(ctx, tx, b)
+	done, refused, err := s.appendMySQL(ctx, tx, bs)
 	if err != nil {
 		_ = tx.Rollback()
-		return nil, err
+		return nil, nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return done, nil
+	return done, refused, nil
 }
 
 // ReadStream implements [eventstore.Store.ReadStream].

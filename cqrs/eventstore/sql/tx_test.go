@@ -2,7 +2,10 @@ package sql_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,29 +138,7 @@ func TestStore_FailedBatchStoresNothing(t *testing.T) {
 		db := b.open(t)
 		s := b.newStore(t, db)
 		ctx := t.Context()
-		events := b.quote(s.TablePrefix() + "events")
-		var ddl []string
-		if b.dialect == sqlstore.Postgres {
-			fn := b.quote(s.TablePrefix() + "refuse_boom")
-			ddl = []string{
-				`CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.type = 'Boom' THEN RAISE EXCEPTION 'boom refused'; END IF;
-	RETURN NEW;
-END $$`,
-				`CREATE TRIGGER refuse_boom BEFORE INSERT ON ` + events + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `()`,
-			}
-			t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP FUNCTION IF EXISTS "+fn+" CASCADE") })
-		} else {
-			ddl = []string{"CREATE TRIGGER " + b.quote(s.TablePrefix()+"refuse_boom") + " BEFORE INSERT ON " + events +
-				" FOR EACH ROW BEGIN IF NEW.type = 'Boom' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom refused'; END IF; END"}
-		}
-		for _, q := range ddl {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatal(err)
-			}
-		}
-
+		refuseBoom(t, b, db, s)
 		if _, err := s.Append(ctx, "s", eventstore.NoStream, one("Opened")); err != nil {
 			t.Fatal(err)
 		}
@@ -187,6 +168,91 @@ END $$`,
 			for i, e := range got {
 				if e.Position.Seq != int64(i+1) {
 					t.Errorf("event %d at %v: the refused appends left a gap", i, e.Position)
+				}
+			}
+		}
+	})
+}
+
+// refuseBoom adds a trigger to s's events table that refuses events of
+// type Boom.
+func refuseBoom(t *testing.T, b backend, db *sql.DB, s *sqlstore.Store) {
+	t.Helper()
+	ctx := t.Context()
+	events := b.quote(s.TablePrefix() + "events")
+	var ddl []string
+	if b.dialect == sqlstore.Postgres {
+		fn := b.quote(s.TablePrefix() + "refuse_boom")
+		ddl = []string{
+			`CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.type = 'Boom' THEN RAISE EXCEPTION 'boom refused'; END IF;
+	RETURN NEW;
+END $$`,
+			`CREATE TRIGGER refuse_boom BEFORE INSERT ON ` + events + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `()`,
+		}
+		t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP FUNCTION IF EXISTS "+fn+" CASCADE") })
+	} else {
+		ddl = []string{"CREATE TRIGGER " + b.quote(s.TablePrefix()+"refuse_boom") + " BEFORE INSERT ON " + events +
+			" FOR EACH ROW BEGIN IF NEW.type = 'Boom' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom refused'; END IF; END"}
+	}
+	for _, q := range ddl {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+}
+
+// TestStore_RefusedCallOfAMergedAppendFailsAlone has concurrent appends
+// merged while some of them carry an event the database refuses: those
+// fail, every other one is stored.
+func TestStore_RefusedCallOfAMergedAppendFailsAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		db := b.open(t)
+		s := b.newStore(t, db)
+		refuseBoom(t, b, db, s)
+		const writers, rounds = 32, 5
+		var wg sync.WaitGroup
+		errs := make([][]error, writers)
+		for w := range writers {
+			errs[w] = make([]error, rounds)
+			wg.Go(func() {
+				stream := "w" + strconv.Itoa(w)
+				version := int64(0)
+				for r := range rounds {
+					es := one("Fine")
+					if (w+r)%7 == 0 {
+						es = append(es, eventstore.Event{Type: "Boom"})
+					}
+					v, err := s.Append(t.Context(), stream, version, es)
+					errs[w][r] = err
+					if err == nil {
+						version = v
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for w := range writers {
+			stored := 0
+			for r, err := range errs[w] {
+				switch boom := (w+r)%7 == 0; {
+				case boom && err == nil:
+					t.Errorf("writer %d round %d: the batch with a refused event was stored", w, r)
+				case !boom && err != nil:
+					t.Errorf("writer %d round %d: %v", w, r, err)
+				case !boom:
+					stored++
+				}
+			}
+			got := readStream(t, s, "w"+strconv.Itoa(w))
+			if len(got) != stored {
+				t.Errorf("writer %d: stream has %d events, want %d", w, len(got), stored)
+			}
+			for _, e := range got {
+				if e.Type != "Fine" {
+					t.Errorf("writer %d: stored a %s", w, e.Type)
 				}
 			}
 		}
