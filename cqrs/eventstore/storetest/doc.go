@@ -21,5 +21,5 @@
 // Stores are tested against real servers: a committed event may become
 // readable through ReadAll some time after its commit (on PostgreSQL, once
 // every older transaction of the server has ended), so the cases that read
-// all wait for what they expect, up to 30 seconds.
+// all wait for what they expect, up to a minute.
 package storetest

@@ -20,7 +20,7 @@ import (
 // through ReadAll. Memory and MySQL make them readable at once; PostgreSQL
 // as soon as every transaction of the server that might precede them has
 // ended, which other clients of a shared server can delay.
-const visibleWithin = 30 * time.Second
+const visibleWithin = time.Minute
 
 // NewStore returns a fresh, empty store for one case, reading through u
 // (see eventstore.UpcastWith): the upcasters the case registers must apply
