@@ -183,12 +183,16 @@ func (s *Store) appendAlone(ctx context.Context, b *batch) (*appended, error) {
 	return nil, err
 }
 
-// AppendTx implements [eventstore.TxAppender]: Append inside tx. On
-// MySQL, an append holds the store's sequence lock until tx ends, so every
-// other append of the store waits for it: append last in tx and commit at
-// once. On MySQL 8 and MariaDB 11.6.2+ (innodb_snapshot_isolation) a
-// REPEATABLE READ tx that read the stream's tables before appending can
-// fail; use READ COMMITTED.
+// AppendTx implements [eventstore.TxAppender]: Append inside tx, never
+// merged with other calls. Use READ COMMITTED transactions: under
+// REPEATABLE READ, PostgreSQL fails tx with a serialization error (SQLSTATE
+// 40001) instead of a ConflictError when another append to the stream
+// committed meanwhile, and so do MySQL 8 and MariaDB 11.6.2+
+// (innodb_snapshot_isolation) when tx read the stream's tables first. On
+// PostgreSQL append to several streams in the order of their ids (see the
+// package documentation). On MySQL an append holds the store's sequence
+// lock until tx ends, so every other append of the store waits for it:
+// append last in tx and commit at once.
 func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected int64, events []eventstore.Event) (int64, error) {
 	if tx == nil {
 		return 0, errors.New("eventstore sql: append: tx is nil")
