@@ -149,6 +149,11 @@ func (a *App) Config() *Config { return a.cfg }
 // Logger returns the App's logger, which carries the service name.
 func (a *App) Logger() *slog.Logger { return a.logger }
 
+// Transport returns the transport the App runs on, for what the App does
+// not wrap (a tool's own subscriber, a transport's own methods). The App
+// owns it: Stop closes it, callers must not.
+func (a *App) Transport() transports.Transport { return a.transport }
+
 // Publisher returns the transport's publisher, for raw Watermill messages.
 // Messages sent through it bypass the envelope; prefer App.Publish and
 // App.PublishMessage.

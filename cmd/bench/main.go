@@ -40,6 +40,7 @@ type options struct {
 	kafkaBrokers string
 	timeout      time.Duration
 	cpuProfile   string
+	outbox       string // measure the outbox in this database instead
 }
 
 // allTransports are the transports -transport all measures, in order.
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka brokers (default: an in-process kfake broker)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on one measurement after this long")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.outbox, "outbox", "", "measure the transactional outbox in this database (postgres or mysql) instead: relayed to Kafka and RabbitMQ, commit-to-broker latency, a handler with inbox and outbox")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -112,6 +114,9 @@ func run(ctx context.Context, args, env []string, out io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(out, "millrace bench: %d messages, %d publishers, %s, %d CPUs, %s\n", o.n, o.publishers, cpuModel(), runtime.NumCPU(), runtime.Version())
+	if o.outbox != "" {
+		return runOutbox(ctx, o.outbox, o, env, out)
+	}
 	var rows []row
 	var errs []error
 	for _, name := range o.transports {

@@ -142,3 +142,21 @@ func TestRun_AMQPLeavesNoQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_Outbox runs the outbox measurements on a small scale: every row
+// has its figures.
+func TestRun_Outbox(t *testing.T) {
+	for _, db := range []string{"postgres", "mysql"} {
+		t.Run(db, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(context.Background(), []string{"-outbox", db, "-n", "200", "-publishers", "4", "-batch", "20"}, nil, &out); err != nil {
+				t.Fatalf("run: %v\n%s", err, out.String())
+			}
+			for _, want := range []string{db + " outbox to kafka", db + " outbox to amqp", "the broker's ceiling", db + " handler: inbox and outbox"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("no row %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+}
