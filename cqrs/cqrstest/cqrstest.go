@@ -39,13 +39,13 @@ func New(t testing.TB, opts ...frameworktest.Option) (*frameworktest.Harness, *c
 }
 
 // Send sends command c as a client outside the service would, starting a
-// flow, and returns the flow's id: the command's message id, which
-// everything the command causes carries as its correlation id. The test
-// fails if sending fails.
+// flow, and returns the flow's id: the command's correlation id (and its
+// message id, unless opts set one), which everything the command causes
+// carries. The test fails if sending fails.
 func Send[C any](h *frameworktest.Harness, bus *cqrs.Bus, c C, opts ...framework.PublishOption) string {
 	h.T().Helper()
 	flow := watermill.NewUUID()
-	opts = append([]framework.PublishOption{framework.WithID(flow)}, opts...)
+	opts = append(append([]framework.PublishOption{framework.WithID(flow)}, opts...), framework.WithMetadata(millrace.MetadataCorrelationID, flow))
 	if err := cqrs.Send(context.Background(), bus, c, opts...); err != nil {
 		h.T().Fatalf("cqrstest: send %s: %v", cqrs.Name[C](), err)
 	}
@@ -57,7 +57,7 @@ func Send[C any](h *frameworktest.Harness, bus *cqrs.Bus, c C, opts ...framework
 func Publish[E any](h *frameworktest.Harness, bus *cqrs.Bus, e E, opts ...framework.PublishOption) string {
 	h.T().Helper()
 	flow := watermill.NewUUID()
-	opts = append([]framework.PublishOption{framework.WithID(flow)}, opts...)
+	opts = append(append([]framework.PublishOption{framework.WithID(flow)}, opts...), framework.WithMetadata(millrace.MetadataCorrelationID, flow))
 	if err := cqrs.Publish(context.Background(), bus, e, opts...); err != nil {
 		h.T().Fatalf("cqrstest: publish %s: %v", cqrs.Name[E](), err)
 	}
