@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,23 @@ func newMetrics(a *App) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&backlogCollector{a: a})
 	return m
+}
+
+// RegisterMetrics adds collectors to the App's Prometheus registry, which
+// /metrics serves: for the layers above the App (the outbox's backlog, saga
+// states) to export their own. It does nothing when metrics are off
+// (observability.metrics: false), and reports a collector that clashes
+// with one registered already.
+func (a *App) RegisterMetrics(cs ...prometheus.Collector) error {
+	if a.metrics == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := a.metrics.reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // forHandler resolves handler's children; nil metrics give nil.

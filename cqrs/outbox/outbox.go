@@ -61,6 +61,9 @@ func New(ctx context.Context, bus *cqrs.Bus, db *sql.DB, cfg Config) (*Outbox, e
 	if cfg.Relay {
 		o.app.Go("outbox relay", o.relay)
 	}
+	if err := o.app.RegisterMetrics(collector{o}); err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
 	return o, nil
 }
 

@@ -257,3 +257,29 @@ func TestInTx_WithoutAnSQLDedupStoreIsAPermanentError(t *testing.T) {
 		t.Errorf("InTx = %v, want a permanent ErrInboxStore", err)
 	}
 }
+
+func TestOutbox_BacklogAndLag(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		bk := newBroker(t)
+		s := newSvc(t, bk, b, prefix(), "", func(c *outbox.Config) { c.Relay = false })
+		ctx := context.Background()
+		if n, age, err := s.ob.Backlog(ctx); err != nil || n != 0 || age != 0 {
+			t.Fatalf("empty outbox: %d, %v, %v", n, age, err)
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ob.PublishMessage(ctx, tx, "t", msgs("a", "b", "c")...); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		n, age, err := s.ob.Backlog(ctx)
+		if err != nil || n != 3 || age < 40*time.Millisecond || age > time.Minute {
+			t.Errorf("backlog %d, lag %v, %v: want 3 waiting for about 50ms", n, age, err)
+		}
+	})
+}

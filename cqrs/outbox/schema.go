@@ -13,6 +13,7 @@ type statements struct {
 	unsent  string // the next batch, oldest first
 	markOne string // UPDATE ... for ids (built per batch: see mark)
 	cleanup string
+	backlog string // unsent messages, and the oldest one's age in seconds
 	channel string // PostgreSQL's NOTIFY channel
 }
 
@@ -58,6 +59,7 @@ WHERE sent_at IS NULL AND tx < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY tx, id LIMIT $1`,
 			markOne: `UPDATE ` + q + ` SET sent_at = clock_timestamp() WHERE id = ANY($1)`,
 			cleanup: `DELETE FROM ` + q + ` WHERE sent_at < clock_timestamp() - $1 * interval '1 millisecond'`,
+			backlog: `SELECT COUNT(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at)), 0)::float8 FROM ` + q + ` WHERE sent_at IS NULL`,
 			channel: table,
 		}
 	default:
@@ -93,6 +95,7 @@ ORDER BY tx, id LIMIT $1`,
 			unsent:  `SELECT id, topic, uuid, payload, metadata FROM ` + q + ` WHERE sent_at IS NULL ORDER BY id LIMIT ?`,
 			markOne: `UPDATE ` + q + ` SET sent_at = CURRENT_TIMESTAMP(6) WHERE id IN `,
 			cleanup: `DELETE FROM ` + q + ` WHERE sent_at < NOW(6) - INTERVAL ? MICROSECOND LIMIT 10000`,
+			backlog: `SELECT COUNT(*), COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) / 1e6, 0) FROM ` + q + ` WHERE sent_at IS NULL`,
 		}
 	}
 }
