@@ -21,7 +21,7 @@ func TestOutbox_CommitPublishesInOrderRollbackPublishesNothing(t *testing.T) {
 		bk := newBroker(t)
 		s := newSvc(t, bk, b, prefix(), "", func(c *outbox.Config) {
 			if b.dialect == outbox.Postgres {
-				c.PollInterval = 10 * time.Second // only NOTIFY can be this quick
+				c.PollInterval = time.Hour // only NOTIFY wakes the relay
 			}
 		})
 		got := collect(t, bk, "orders.events")
@@ -45,15 +45,12 @@ func TestOutbox_CommitPublishesInOrderRollbackPublishesNothing(t *testing.T) {
 		if err := s.ob.PublishMessage(ctx, tx, "orders.events", msgs(want...)...); err != nil {
 			t.Fatal(err)
 		}
-		committed := time.Now()
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		// PostgreSQL wakes the relay at the commit; MySQL polls (100ms).
-		waitFor(t, "the committed messages to be published", 5*time.Second, func() bool { return got.count() == len(want) })
-		if took := time.Since(committed); b.dialect == outbox.Postgres && took > 2*time.Second {
-			t.Errorf("committed to published took %v with a 10s poll: NOTIFY did not wake the relay", took)
-		}
+		// PostgreSQL wakes the relay at the commit (it polls only hourly
+		// here); MySQL polls (100ms).
+		waitFor(t, "the committed messages to be published", 30*time.Second, func() bool { return got.count() == len(want) })
 		if order := got.order(); !slices.Equal(order, want) {
 			t.Errorf("published %v, want %v in order", order, want)
 		}
@@ -90,7 +87,7 @@ func TestOutbox_BrokerDownAtCommitEverythingArrivesOnceItIsBack(t *testing.T) {
 			t.Fatalf("%d published while the broker was down", n)
 		}
 		s.tr.down.Store(false)
-		waitFor(t, "every message once the broker is back", 10*time.Second, func() bool { return got.count() == len(want) })
+		waitFor(t, "every message once the broker is back", 30*time.Second, func() bool { return got.count() == len(want) })
 		if d := got.doubled(); len(d) != 0 {
 			t.Errorf("published twice: %v", d)
 		}
@@ -127,7 +124,7 @@ func TestOutbox_TwoRelaysNothingDoubledNothingLost(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "every message", 20*time.Second, func() bool { return got.count() == len(want) })
+		waitFor(t, "every message", 60*time.Second, func() bool { return got.count() == len(want) })
 		time.Sleep(100 * time.Millisecond)
 		if d := got.doubled(); len(d) != 0 {
 			t.Errorf("%d messages published twice by the two relays: %v", len(d), d[:min(len(d), 5)])
@@ -200,7 +197,7 @@ middleware:
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "both orders placed", 10*time.Second, func() bool { return got.count() == 2 })
+		waitFor(t, "both orders placed", 30*time.Second, func() bool { return got.count() == 2 })
 		time.Sleep(200 * time.Millisecond)
 		var rows int
 		if err := s.db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&rows); err != nil {
