@@ -53,6 +53,30 @@ type Config struct {
 	// holds one while it delivers a batch. Must be 1 or more.
 	MaxIdleConns int `yaml:"max_idle_conns"`
 
+	// ConnectTimeout bounds opening each connection to the database (TCP,
+	// TLS, authentication) and, at Open, each of the first calls: the ping
+	// and the creation of the delayed messages table. A server that accepts
+	// connections and never answers (a half-dead host, a wrong port behind
+	// a proxy) makes Open fail after it, with an error that names this key,
+	// the address and what did not answer. Must be greater than 0.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+
+	// QueryTimeout bounds every later call to the database: each Publish
+	// (of a TxPublisher too), Delay and Browse, whose context often has no
+	// deadline (a message's context is context.Background unless set; an
+	// earlier deadline of the caller's still ends the call sooner), and
+	// each statement, BEGIN, COMMIT and ROLLBACK of the subscriptions and
+	// of the delayed messages poller, which have none. Errors of a call
+	// that timed out name this key; a subscription logs them and queries
+	// again after poll_interval. It must exceed what a
+	// healthy statement may wait for a lock: on MySQL an insert into a
+	// topic waits while a subscription that has caught up with it holds
+	// an unsettled message, until that is acked or ack_deadline passes,
+	// and the server gives up at innodb_lock_wait_timeout (50s by default);
+	// PostgreSQL statements of the transport wait for no such lock. Must be
+	// greater than 0.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+
 	// dialect is set by the default constructors so Validate can parse DSN.
 	dialect dialect
 }
@@ -60,7 +84,9 @@ type Config struct {
 // PostgresDefaultConfig returns the defaults for the postgres kind: a local
 // PostgreSQL database "test" as user postgres, polling every 100ms, batches
 // of 100, a 30s ack deadline, resend after 1s, tables prefixed "millrace_",
-// 16 idle connections kept.
+// 16 idle connections kept, 10s to connect and 1m for any later statement
+// (longer than MySQL's default lock wait of 50s, so that a lock wait is
+// reported by the server, as such, before the transport gives up).
 func PostgresDefaultConfig() *Config {
 	return defaultConfig(postgres, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
@@ -81,6 +107,8 @@ func defaultConfig(d dialect, dsn string) *Config {
 		ResendInterval: time.Second,
 		TablePrefix:    "millrace_",
 		MaxIdleConns:   16,
+		ConnectTimeout: 10 * time.Second,
+		QueryTimeout:   time.Minute,
 		dialect:        d,
 	}
 }
@@ -114,6 +142,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ResendInterval <= 0 {
 		bad("resend_interval", c.ResendInterval.String(), "must be greater than 0")
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("connect_timeout", c.ConnectTimeout.String(), "must be greater than 0")
+	}
+	if c.QueryTimeout <= 0 {
+		bad("query_timeout", c.QueryTimeout.String(), "must be greater than 0")
 	}
 	if c.MaxIdleConns < 1 {
 		bad("max_idle_conns", strconv.Itoa(c.MaxIdleConns), "must be 1 or more")

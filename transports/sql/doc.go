@@ -77,6 +77,12 @@
 //     commit carries many calls. Transport.TxPublisher publishes in
 //     the caller's transaction instead: the messages exist if and only if
 //     it commits (the transactional outbox builds on it).
+//   - Time limits. Every connection is opened within connect_timeout, and
+//     Open's first calls (ping, delayed messages table) are bounded by it
+//     too; every later statement, a subscription's included, is bounded by
+//     query_timeout. On a server that accepts connections and stops
+//     answering, calls fail with an error that names the key, the address
+//     and what did not answer, and subscriptions log it and query again.
 //   - Browsing. Transport.Browse (millrace's dlq.Browser) reads a topic's
 //     table oldest first without moving any offset.
 //   - Delayed delivery. Transport.Delay (millrace's middleware.Delayer)
@@ -89,8 +95,9 @@
 // # Costs of ordered delivery
 //
 // A subscription keeps its reading transaction open until the batch's
-// messages are settled. The group's other subscriptions wait for it (one
-// reader per group at a time). On PostgreSQL, while any transaction that
+// messages are settled. The group's other subscriptions wait their turn
+// (one reader per group at a time): they skip the group's locked offsets
+// row and query again after poll_interval. On PostgreSQL, while any transaction that
 // wrote (a subscription's reading one included) is open, rows committed
 // after it began are not yet visible to subscribers of any topic of the
 // database. On MySQL, the reader holds next-key locks: once a group has

@@ -3,8 +3,10 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/millrace/millrace/transports"
 )
@@ -52,6 +54,7 @@ type Transport struct {
 	pub     *publisher
 	delay   *delayer
 	tables  sync.Map // topics whose tables exist
+	query   *bound   // query_timeout
 
 	// subs are closed concurrently: a subscription of one subscriber may
 	// wait for an offsets row that a subscription of another holds.
@@ -60,8 +63,11 @@ type Transport struct {
 
 // OpenPostgres connects to PostgreSQL, checks the connection, creates the
 // delayed messages table if missing and starts the delayed messages
-// poller. cfg is validated first. Errors never contain the DSN's password.
-// It logs to deps.Logger.
+// poller. cfg is validated first. The connection, the ping and the table's
+// creation are each bounded by cfg.ConnectTimeout: on a server that does
+// not answer, Open fails with an error that names
+// transport.postgres.connect_timeout, the address and what did not answer.
+// Errors never contain the DSN's password. It logs to deps.Logger.
 func OpenPostgres(ctx context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	return open(ctx, postgres, cfg, deps)
 }
@@ -78,30 +84,83 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 	}
 	wlog := transports.WatermillLogger(deps.Logger)
 	redact := newRedactor(cfg.DSN)
-	db, err := stdsql.Open(d.driverName(), cfg.DSN)
+	connector, err := d.connector(cfg, deps.WithDefaults().Logger)
 	if err != nil {
 		return nil, redact.wrap(fmt.Sprintf("%s: open %s", d, transports.RedactDSN(cfg.DSN)), err)
 	}
+	connect := newBound(d, "connect_timeout", cfg.ConnectTimeout, cfg.DSN)
+	db := stdsql.OpenDB(boundedConnector{Connector: connector, connect: connect})
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, redact.wrap(fmt.Sprintf("%s: connect %s", d, transports.RedactDSN(cfg.DSN)), err)
-	}
 	t := &Transport{
 		cfg:     cfg,
 		dialect: d,
 		db:      db,
 		logger:  wlog,
 		schema:  schema{d: d, prefix: cfg.TablePrefix, batchSize: cfg.BatchSize},
+		query:   newBound(d, "query_timeout", cfg.QueryTimeout, cfg.DSN),
+	}
+	if err := t.ping(ctx, connect); err != nil {
+		_ = db.Close()
+		return nil, redact.wrapOpen(d, cfg.DSN, "connect", err)
 	}
 	t.subs.ErrClosed, t.subs.Concurrent = errClosed, true
 	t.pub = &publisher{t: t}
-	t.delay, err = newDelayer(ctx, t)
+	t.delay, err = newDelayer(ctx, t, connect)
 	if err != nil {
 		_ = db.Close()
-		return nil, redact.wrap(fmt.Sprintf("%s: delayed messages table", d), err)
+		return nil, redact.wrapOpen(d, cfg.DSN, "delayed messages table", err)
 	}
 	return t, nil
+}
+
+// connector returns the driver's connector for cfg.DSN. On MySQL the
+// connection's read and write timeouts, unless the DSN sets them, are
+// query_timeout: database/sql gives COMMIT and ROLLBACK no context, and
+// go-sql-driver/mysql would wait for their answer for ever. Its own log
+// lines (a broken connection, also returned as an error to the call that
+// met it) go to logger at debug level instead of the standard error.
+func (d dialect) connector(cfg Config, logger *slog.Logger) (driver.Connector, error) {
+	if d == postgres {
+		pc, err := pgx.ParseConfig(cfg.DSN)
+		if err != nil {
+			return nil, err
+		}
+		return stdlib.GetConnector(*pc), nil
+	}
+	mc, err := mysql.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if mc.ReadTimeout == 0 {
+		mc.ReadTimeout = cfg.QueryTimeout
+	}
+	if mc.WriteTimeout == 0 {
+		mc.WriteTimeout = cfg.QueryTimeout
+	}
+	mc.Logger = driverLogger{logger}
+	return mysql.NewConnector(mc)
+}
+
+// driverLogger is go-sql-driver/mysql's logger of a transport.
+type driverLogger struct{ l *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	if l.l.Enabled(context.Background(), slog.LevelDebug) {
+		l.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), slog.String("driver", "go-sql-driver/mysql"))
+	}
+}
+
+// ping opens the pool's first connection (within connect_timeout, as every
+// connection) and pings the server on it within connect_timeout.
+func (t *Transport) ping(ctx context.Context, connect *bound) error {
+	conn, err := t.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := connect.start(ctx)
+	defer cancel()
+	return connect.check(ctx, "ping", conn.PingContext(ctx))
 }
 
 // Publisher returns the transport's publisher: Publish inserts the
@@ -162,6 +221,15 @@ func (r redactor) clean(s string) string {
 		s = strings.ReplaceAll(s, r.password, transports.Redacted)
 	}
 	return s
+}
+
+// wrapOpen wraps an error of Open's step: one that timed out names its
+// address itself; others are given it.
+func (r redactor) wrapOpen(d dialect, dsn, step string, err error) error {
+	if _, ok := errors.AsType[*timeoutError](err); ok {
+		return r.wrap(fmt.Sprintf("%s: open", d), err)
+	}
+	return r.wrap(fmt.Sprintf("%s: %s %s", d, step, transports.RedactDSN(dsn)), err)
 }
 
 func (r redactor) wrap(context string, err error) error {

@@ -111,9 +111,37 @@ func (s schema) base() wsql.SchemaAdapter {
 
 func (s schema) offsets() wsql.OffsetsAdapter {
 	if s.d == postgres {
-		return wsql.DefaultPostgreSQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}
+		return postgresOffsets{wsql.DefaultPostgreSQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}}
 	}
 	return mysqlOffsets{wsql.DefaultMySQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}}
+}
+
+// postgresOffsets is watermill-sql's PostgreSQL offsets adapter, whose
+// subscriptions skip the group's offsets row when another subscription of
+// the group holds it, instead of waiting for it.
+//
+// Only one subscription of a group reads at a time: its SELECT locks the
+// group's offsets row until its batch is settled, which takes as long as
+// the handlers take, up to ack_deadline per message. With watermill-sql's
+// FOR UPDATE the group's other subscriptions waited in that SELECT all
+// along, so no bound on a SELECT (query_timeout) could tell a server that
+// stopped answering from a subscription that is merely waiting its turn.
+// With SKIP LOCKED the others find no row, read nothing and query again
+// after poll_interval; the first one takes the next batch at once, as
+// before. (It also spares them PostgreSQL's serialization failure that
+// ended a waiting repeatable read transaction once the row was updated.)
+type postgresOffsets struct {
+	wsql.DefaultPostgreSQLOffsetsAdapter
+}
+
+// NextOffsetQuery selects and locks the group's offsets row, or nothing
+// if another transaction holds it.
+func (a postgresOffsets) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Query, error) {
+	return wsql.Query{
+		Query: `SELECT offset_acked, last_processed_transaction_id FROM ` + a.MessagesOffsetsTable(p.Topic) +
+			` WHERE consumer_group = $1 FOR UPDATE SKIP LOCKED`,
+		Args: []any{p.ConsumerGroup},
+	}, nil
 }
 
 // mysqlOffsets is watermill-sql's MySQL offsets adapter without the write
@@ -122,10 +150,24 @@ func (s schema) offsets() wsql.OffsetsAdapter {
 // read nowhere; watermill-sql writes it to detect a second subscription of
 // the group reading the same batch, which cannot happen here: the SELECT of
 // the group's offsets row (made sure to exist, see ensureGroupRow) is FOR
-// UPDATE, so a second subscription waits until the first committed its
-// batch's offset. The ack still writes offset_consumed with offset_acked.
+// UPDATE, so a second subscription cannot read until the first committed
+// its batch's offset. The ack still writes offset_consumed with
+// offset_acked. As on PostgreSQL (see postgresOffsets), the second
+// subscription skips the locked row rather than waiting for it.
 type mysqlOffsets struct {
 	wsql.DefaultMySQLOffsetsAdapter
+}
+
+// NextOffsetQuery selects and locks the group's offset, or nothing (NULL,
+// so that the SELECT of messages finds none) if another transaction holds
+// it. watermill-sql's query reads 0 when the row is missing; here it
+// always exists.
+func (a mysqlOffsets) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Query, error) {
+	return wsql.Query{
+		Query: "SELECT offset_acked FROM " + a.MessagesOffsetsTable(p.Topic) +
+			" WHERE consumer_group = ? FOR UPDATE SKIP LOCKED",
+		Args: []any{p.ConsumerGroup},
+	}, nil
 }
 
 // ConsumedMessageQuery returns no query.
