@@ -25,6 +25,17 @@ type Config struct {
 	// looked for. Must be greater than 0.
 	PollInterval time.Duration `yaml:"poll_interval"`
 
+	// InitialOffset is where a consumer group that has no offset for a
+	// topic yet starts, as Kafka's transport.kafka.initial_offset: "oldest"
+	// (every message the topic's table holds; rows are never deleted) or
+	// "newest" (only messages published after the group's first Subscribe
+	// or SubscribeInitialize, which App.Prepare calls). Either way the
+	// group's offset is then kept in the topic's offsets table, so a group
+	// that exists is not affected; its delayed messages are always all
+	// delivered. See the package documentation for what "after" means on
+	// each database.
+	InitialOffset string `yaml:"initial_offset"`
+
 	// BatchSize is how many messages one query reads. The offset of a batch
 	// is committed once its messages are acked (or when the first is
 	// nacked), so a crash redelivers at most a batch. Must be 1 or more.
@@ -82,11 +93,12 @@ type Config struct {
 }
 
 // PostgresDefaultConfig returns the defaults for the postgres kind: a local
-// PostgreSQL database "test" as user postgres, polling every 100ms, batches
-// of 100, a 30s ack deadline, resend after 1s, tables prefixed "millrace_",
-// 16 idle connections kept, 10s to connect and 1m for any later statement
-// (longer than MySQL's default lock wait of 50s, so that a lock wait is
-// reported by the server, as such, before the transport gives up).
+// PostgreSQL database "test" as user postgres, new groups starting with the
+// oldest message ([Oldest]), polling every 100ms, batches of 100, a 30s ack
+// deadline, resend after 1s, tables prefixed "millrace_", 16 idle
+// connections kept, 10s to connect and 1m for any later statement (longer
+// than MySQL's default lock wait of 50s, so that a lock wait is reported by
+// the server, as such, before the transport gives up).
 func PostgresDefaultConfig() *Config {
 	return defaultConfig(postgres, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
@@ -102,6 +114,7 @@ func defaultConfig(d dialect, dsn string) *Config {
 	return &Config{
 		DSN:            dsn,
 		PollInterval:   100 * time.Millisecond,
+		InitialOffset:  Oldest,
 		BatchSize:      100,
 		AckDeadline:    30 * time.Second,
 		ResendInterval: time.Second,
@@ -112,6 +125,16 @@ func defaultConfig(d dialect, dsn string) *Config {
 		dialect:        d,
 	}
 }
+
+// The values of [Config].InitialOffset.
+const (
+	// Oldest makes a new consumer group start with the oldest message of
+	// the topic's table.
+	Oldest = "oldest"
+	// Newest makes a new consumer group start with the messages published
+	// after it first subscribed (or was prepared).
+	Newest = "newest"
+)
 
 const maxPrefixLen = 20
 
@@ -133,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		bad("poll_interval", c.PollInterval.String(), "must be greater than 0")
+	}
+	if c.InitialOffset != Oldest && c.InitialOffset != Newest {
+		bad("initial_offset", c.InitialOffset, "must be one of: "+Oldest+", "+Newest)
 	}
 	if c.BatchSize < 1 {
 		bad("batch_size", strconv.Itoa(c.BatchSize), "must be 1 or more")

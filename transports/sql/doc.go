@@ -61,8 +61,8 @@
 //
 //   - Groups. Every consumer group receives every message of a topic;
 //     within a group, Subscribe calls share the messages. A group reads
-//     from its committed offset, so a new group starts with the whole
-//     table.
+//     from its committed offset; a new group starts where initial_offset
+//     says (below).
 //   - At least once, in order. A subscription reads up to batch_size
 //     messages in one transaction, hands them out one at a time in publish
 //     order and commits the group's offset after the acked ones. A nacked
@@ -91,6 +91,25 @@
 //     to the private topic <topic>.__group.<group>, which only that
 //     group's subscriptions read besides the topic itself. Order between a
 //     topic and its private topic is not kept.
+//
+// # Where a new consumer group starts
+//
+// A group is new to a topic until it has a row in the topic's offsets
+// table, which its first Subscribe, or SubscribeInitialize (App.Prepare),
+// writes. initial_offset chooses what it then sees:
+//
+//	oldest (default)  every message the topic's table holds, oldest first
+//	newest            what is published from then on
+//
+// "From then on", with newest: every message whose publish starts after
+// that point is delivered. Of those being published at that moment, on
+// PostgreSQL every one whose transaction had not committed is delivered,
+// and so are those of transactions that committed just before while an
+// older transaction was still running (a row's position is its
+// transaction, see the wire format); on MySQL one whose INSERT had not
+// committed may be missed. A group that exists keeps its offset whatever
+// initial_offset says, and its delayed messages (Delay) are always
+// delivered.
 //
 // # Costs of ordered delivery
 //

@@ -175,18 +175,30 @@ func (mysqlOffsets) ConsumedMessageQuery(wsql.ConsumedMessageQueryParams) (wsql.
 	return wsql.Query{}, nil
 }
 
-// ensureGroupRow creates group's offsets row of topic on MySQL if it is
-// missing (watermill-sql does so on PostgreSQL only). Without the row, a
-// subscription's SELECT ... FOR UPDATE of it locks the gap around the
-// missing key, and two groups reading a topic for the first time wait on
-// each other's gap locks until one's unacked message reaches its ack
-// deadline. The row is looked for with a non-locking read first: inserting
-// over an existing row would wait for the subscription holding it.
-func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group string) error {
-	if s.d != mysqlDialect {
-		return nil
-	}
+// ensureGroupRow creates group's offsets row of topic if it is missing:
+// at the topic's newest position if newest (see newestPosition), else at
+// its start. On PostgreSQL a group that starts at the start needs no row
+// before watermill-sql inserts it at Subscribe.
+//
+// On MySQL the row must exist before the group reads (watermill-sql
+// creates it on PostgreSQL only): without it, a subscription's SELECT ...
+// FOR UPDATE of it locks the gap around the missing key, and two groups
+// reading a topic for the first time wait on each other's gap locks until
+// one's unacked message reaches its ack deadline; and mysqlOffsets reads a
+// missing row as no offset at all. The row is looked for with a
+// non-locking read first: inserting over an existing row would wait for
+// the subscription holding it.
+func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group string, newest bool) error {
 	table := s.offsetsTable(topic)
+	if s.d == postgres {
+		if !newest {
+			return nil
+		}
+		_, err := db.ExecContext(ctx, "INSERT INTO "+table+
+			" (consumer_group, offset_acked, last_processed_transaction_id) VALUES ($1, 0, pg_snapshot_xmin(pg_current_snapshot()))"+
+			" ON CONFLICT DO NOTHING", group)
+		return err
+	}
 	var one int
 	err := db.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE consumer_group = ?", group).Scan(&one)
 	if err == nil {
@@ -195,9 +207,49 @@ func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group 
 	if !errors.Is(err, stdsql.ErrNoRows) {
 		return err
 	}
+	var start int64
+	if newest {
+		p, err := s.newestPosition(ctx, db, topic)
+		if err != nil {
+			return err
+		}
+		start = p.offset
+	}
 	_, err = db.ExecContext(ctx, "INSERT IGNORE INTO "+table+
-		" (consumer_group, offset_acked, offset_consumed) VALUES (?, 0, 0)", group)
+		" (consumer_group, offset_acked, offset_consumed) VALUES (?, ?, ?)", group, start, start)
 	return err
+}
+
+// position is a place in a topic's table: a subscription reads the rows
+// after it. On MySQL rows are ordered by offset; on PostgreSQL by
+// (transaction_id, offset).
+type position struct {
+	txid   wsql.XID8 // PostgreSQL only
+	offset int64
+}
+
+// newestPosition returns the position after which every message published
+// from now on lies, as initial_offset newest and SubscribeEphemeral start.
+//
+// On PostgreSQL that is (xmin, 0), xmin being the oldest transaction still
+// running (pg_snapshot_xmin): every row committed from now on belongs to
+// it or to a later transaction, and rows of transactions that started
+// earlier and end later are not skipped, as a group's reading rules
+// require (see SelectQuery). Rows of transactions that committed a moment
+// ago while an older one still runs are after it too, and are delivered.
+//
+// On MySQL it is the highest offset committed: an offset is given when
+// the INSERT runs, so a message published from now on gets a higher one.
+// A message whose INSERT was running at this moment and commits later may
+// have a lower offset, and then is not delivered.
+func (s schema) newestPosition(ctx context.Context, db *stdsql.DB, topic string) (position, error) {
+	var p position
+	if s.d == postgres {
+		err := db.QueryRowContext(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())").Scan(&p.txid)
+		return p, err
+	}
+	err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(`offset`), 0) FROM "+s.messagesTable(topic)).Scan(&p.offset)
+	return p, err
 }
 
 // InsertQuery is watermill-sql's: one multi-row INSERT for all messages.

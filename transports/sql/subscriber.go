@@ -155,8 +155,9 @@ func (s *groupSubscriber) subscribe(ctx context.Context, topic string) (*subscri
 }
 
 // prepare creates the tables of topic and of the group's private topic,
-// and the group's offsets rows where they must exist before it reads,
-// within query_timeout.
+// and the group's offsets rows where they must exist before it reads (see
+// ensureGroupRow), within query_timeout. A group new to topic is recorded
+// here at the position initial_offset names.
 func (s *groupSubscriber) prepare(ctx context.Context, topic string) error {
 	ctx, cancel := s.t.query.start(ctx)
 	defer cancel()
@@ -164,8 +165,11 @@ func (s *groupSubscriber) prepare(ctx context.Context, topic string) error {
 	if err := errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, private)); err != nil {
 		return err
 	}
+	// initial_offset applies to the topic; the group's delayed messages
+	// are all its own.
+	newest := s.t.cfg.InitialOffset == Newest
 	for _, tp := range []string{topic, private} {
-		if err := s.t.schema.ensureGroupRow(ctx, s.t.db, tp, s.group); err != nil {
+		if err := s.t.schema.ensureGroupRow(ctx, s.t.db, tp, s.group, newest && tp == topic); err != nil {
 			return fmt.Errorf("%s: subscribe to %s: offsets of group %q: %w", s.t.dialect, tp, s.group, s.t.query.check(ctx, "insert", err))
 		}
 	}
@@ -173,7 +177,9 @@ func (s *groupSubscriber) prepare(ctx context.Context, topic string) error {
 }
 
 // SubscribeInitialize creates the tables of topic and of the group's
-// private topic, within query_timeout.
+// private topic, within query_timeout, and records a group new to topic,
+// so that with initial_offset newest it receives what is published from
+// now on, before it first subscribes (App.Prepare).
 func (s *groupSubscriber) SubscribeInitialize(topic string) error {
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("%s: subscribe: %w", s.t.dialect, err)
