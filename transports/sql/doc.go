@@ -70,6 +70,12 @@
 //     group's later messages meanwhile; an unsettled one is redelivered
 //     after ack_deadline or when its subscription ends. Subscriptions
 //     survive database restarts: errors are logged and the query retried.
+//   - Ephemeral subscriptions. Transport.SubscribeEphemeral reads a topic
+//     for one process alone, in no group, from the topic's newest position
+//     (as initial_offset newest, below), keeping its position in memory:
+//     it writes no offsets row and holds no transaction while a message
+//     is out, so it leaves nothing behind. Request/reply reads an
+//     instance's replies this way.
 //   - Publishing. Publish inserts all its messages with one INSERT and
 //     returns once they are committed. Calls to one topic that arrive while
 //     an INSERT to it runs are merged into the next one (group commit):

@@ -246,3 +246,26 @@ func (h *logRecorder) Lines() []string {
 	defer h.mu.Unlock()
 	return slices.Clone(*h.lines)
 }
+
+// tablesWithPrefix lists the tables of b's database whose names start with
+// prefix, sorted.
+func tablesWithPrefix(t testing.TB, b backend, db *stdsql.DB, prefix string) []string {
+	t.Helper()
+	rows, err := db.Query(b.tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}

@@ -43,8 +43,9 @@ func MySQLKind() transports.Kind {
 
 // Transport is an open SQL transport: a connection pool, one publisher, the
 // subscribers made by Subscriber and the poller of delayed messages. It
-// implements transports.Transport, middleware.Delayer and dlq.Browser, and
-// publishes in a caller's transaction with TxPublisher.
+// implements [transports.Transport], [transports.EphemeralSubscriber],
+// middleware.Delayer and dlq.Browser, and publishes in a caller's
+// transaction with TxPublisher.
 type Transport struct {
 	cfg     Config
 	dialect dialect
@@ -59,6 +60,8 @@ type Transport struct {
 	// subs are closed concurrently: a subscription of one subscriber may
 	// wait for an offsets row that a subscription of another holds.
 	subs transports.Subscribers[*groupSubscriber]
+	// ephemeral are the subscriptions of SubscribeEphemeral.
+	ephemeral transports.Subscribers[*ephemeralSubscription]
 }
 
 // OpenPostgres connects to PostgreSQL, checks the connection, creates the
@@ -104,6 +107,7 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 		return nil, redact.wrapOpen(d, cfg.DSN, "connect", err)
 	}
 	t.subs.ErrClosed, t.subs.Concurrent = errClosed, true
+	t.ephemeral.ErrClosed = errClosed
 	t.pub = &publisher{t: t}
 	t.delay, err = newDelayer(ctx, t, connect)
 	if err != nil {
@@ -187,8 +191,9 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 // Close stops the delayed messages poller, closes every subscriber the
-// transport made and its publisher, then the connection pool. It is safe
-// to call more than once; later calls return nil.
+// transport made, every subscription of SubscribeEphemeral and its
+// publisher, then the connection pool. It is safe to call more than once;
+// later calls return nil.
 func (t *Transport) Close() error {
 	// The poller stops first; a later Close finds it stopped.
 	t.delay.close()
@@ -196,7 +201,8 @@ func (t *Transport) Close() error {
 	if !first {
 		return nil
 	}
-	return errors.Join(err, t.pub.Close(), t.db.Close())
+	_, ephErr := t.ephemeral.CloseAll()
+	return errors.Join(err, ephErr, t.pub.Close(), t.db.Close())
 }
 
 // redactor removes a DSN and its password from driver errors, which may
