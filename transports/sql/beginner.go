@@ -109,7 +109,7 @@ func (t *boundTx) ExecContext(ctx context.Context, query string, args ...any) (w
 // Commit commits within query_timeout. The driver takes no context for
 // it: on PostgreSQL pgx commits on the transaction's context, which the
 // bound cancels; on MySQL the connection's read timeout (query_timeout
-// too) ends a COMMIT the server does not answer.
+// and a tenth) ends a COMMIT the server does not answer.
 func (t *boundTx) Commit() error { return t.end("commit", t.Tx.Commit) }
 
 // Rollback rolls back within query_timeout, as Commit commits.

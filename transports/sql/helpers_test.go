@@ -172,18 +172,17 @@ func silentProxy(t testing.TB, target string) (addr string, silence func()) {
 		mu.Lock()
 		defer mu.Unlock()
 		silent = true
-		// The server lets go of the sessions (and their locks); the
-		// clients' connections stay open and unanswered. A client's
-		// further writes fail to reach the server.
-		for _, u := range upstream {
-			_ = u.Close()
+		// Both copies stop reading; every connection stays open, and
+		// what either side sends goes nowhere.
+		for _, c := range append(slices.Clone(clients), upstream...) {
+			_ = c.SetReadDeadline(time.Now())
 		}
 	}
 	t.Cleanup(func() {
 		_ = l.Close()
 		silence()
 		mu.Lock()
-		for _, c := range clients {
+		for _, c := range append(clients, upstream...) {
 			_ = c.Close()
 		}
 		mu.Unlock()

@@ -119,8 +119,10 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 
 // connector returns the driver's connector for cfg.DSN. On MySQL the
 // connection's read and write timeouts, unless the DSN sets them, are
-// query_timeout: database/sql gives COMMIT and ROLLBACK no context, and
-// go-sql-driver/mysql would wait for their answer for ever. Its own log
+// query_timeout and a tenth: database/sql gives COMMIT and ROLLBACK no
+// context, and go-sql-driver/mysql would wait for their answer for ever;
+// the margin lets every other statement end by its context, bounded by
+// query_timeout, whose error says so. Its own log
 // lines (a broken connection, also returned as an error to the call that
 // met it) go to logger at debug level instead of the standard error.
 func (d dialect) connector(cfg Config, logger *slog.Logger) (driver.Connector, error) {
@@ -135,11 +137,12 @@ func (d dialect) connector(cfg Config, logger *slog.Logger) (driver.Connector, e
 	if err != nil {
 		return nil, err
 	}
+	io := cfg.QueryTimeout + cfg.QueryTimeout/10
 	if mc.ReadTimeout == 0 {
-		mc.ReadTimeout = cfg.QueryTimeout
+		mc.ReadTimeout = io
 	}
 	if mc.WriteTimeout == 0 {
-		mc.WriteTimeout = cfg.QueryTimeout
+		mc.WriteTimeout = io
 	}
 	mc.Logger = driverLogger{logger}
 	return mysql.NewConnector(mc)

@@ -73,7 +73,7 @@ func TestQueryTimeout_ServerStopsAnswering(t *testing.T) {
 			// Long enough for the statements before the silence on a
 			// server that other test packages load.
 			cfg.QueryTimeout = time.Second
-			logs := newLogRecorder(slog.LevelInfo)
+			logs := newLogRecorder(slog.LevelDebug)
 			tr, err := b.open(context.Background(), cfg, transports.Deps{Logger: slog.New(logs)})
 			if err != nil {
 				t.Fatal(err)
@@ -100,10 +100,15 @@ func TestQueryTimeout_ServerStopsAnswering(t *testing.T) {
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("Publish took %s with query_timeout 1s", d)
 			}
-			t.Logf("Publish: %v", err)
+			t.Logf("Publish after %s: %v", time.Since(start), err)
 			key := "transport." + b.name + ".query_timeout"
 			if msg := err.Error(); !strings.Contains(msg, key) || !strings.Contains(msg, addr) || !strings.Contains(msg, "publish to "+topic) {
 				t.Errorf("Publish: %q, want an error naming %s, the address and the topic", msg, key)
+				for _, l := range logs.Lines() {
+					if strings.Contains(l, "go-sql-driver") {
+						t.Log(l)
+					}
+				}
 			}
 
 			deadline := time.Now().Add(10 * time.Second)
