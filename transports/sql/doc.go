@@ -72,7 +72,8 @@
 //     survive database restarts: errors are logged and the query retried.
 //   - Ephemeral subscriptions. Transport.SubscribeEphemeral reads a topic
 //     for one process alone, in no group, from the topic's newest position
-//     (as initial_offset newest, below), keeping its position in memory:
+//     (as initial_offset newest, below, but on PostgreSQL without what
+//     committed before it opened), keeping its position in memory:
 //     it writes no offsets row and holds no transaction while a message
 //     is out, so it leaves nothing behind. Request/reply reads an
 //     instance's replies this way.

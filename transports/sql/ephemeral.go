@@ -16,9 +16,11 @@ var _ transports.EphemeralSubscriber = (*Transport)(nil)
 
 // SubscribeEphemeral subscribes to topic for this process alone (it
 // implements [transports.EphemeralSubscriber]): in no consumer group, from
-// the topic's newest position (where initial_offset newest starts a group;
-// see the package documentation for what is delivered of the messages
-// being published at that moment), keeping its position in memory. It
+// the topic's newest position, keeping its position in memory. It
+// receives the messages committed after it opened: on PostgreSQL exactly
+// those, a transaction still open then included; on MySQL a message whose
+// INSERT was running as it opened may be missed (see the package
+// documentation). It
 // writes no offsets row and holds no transaction or lock while a message
 // is out, so it leaves nothing behind when it ends; the topic's tables are
 // created if missing, as Publish creates them.
@@ -50,10 +52,11 @@ type ephemeralSubscription struct {
 	logger watermill.LoggerAdapter
 	query  string // selects the next batch after pos
 
-	pos    position
-	out    chan *message.Message
-	cancel context.CancelFunc
-	done   chan struct{}
+	pos      position
+	snapshot string // PostgreSQL: the server's snapshot at the start
+	out      chan *message.Message
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // subscribeEphemeral opens the subscription; t.ephemeral is locked.
@@ -68,13 +71,14 @@ func (t *Transport) subscribeEphemeral(ctx context.Context, topic string) (*ephe
 		return nil, fmt.Errorf("%s: subscribe to %s: newest position: %w", t.dialect, topic, t.query.check(start, "query", err))
 	}
 	s := &ephemeralSubscription{
-		t:      t,
-		topic:  topic,
-		logger: t.logger.With(watermill.LogFields{"topic": topic}),
-		query:  t.schema.ephemeralQuery(topic),
-		pos:    pos,
-		out:    make(chan *message.Message),
-		done:   make(chan struct{}),
+		t:        t,
+		topic:    topic,
+		logger:   t.logger.With(watermill.LogFields{"topic": topic}),
+		query:    t.schema.ephemeralQuery(topic),
+		pos:      pos,
+		snapshot: pos.snapshot,
+		out:      make(chan *message.Message),
+		done:     make(chan struct{}),
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	go s.run(ctx)
@@ -88,18 +92,23 @@ func (s *ephemeralSubscription) Close() error {
 	return nil
 }
 
-// ephemeralQuery selects the batch after a position: ($1, $2), the
-// transaction id and offset, on PostgreSQL, with a group's reading rules
-// (see SelectQuery); ?, the offset, on MySQL, as a locking read that waits
-// for inserts into that range that have not committed, as a group's
-// serializable read does, so that a row committing late is not skipped.
-// Neither holds anything once it returned.
+// ephemeralQuery selects the batch after a position. On PostgreSQL,
+// after ($1, $2), the transaction id and offset, with a group's reading
+// rules (see SelectQuery), leaving out the rows of transactions that had
+// ended when the subscription opened ($3, its snapshot): those that
+// committed while an older transaction still ran lie after the start
+// position, but were published before. On MySQL, after ?, the offset, as
+// a locking read that waits for inserts into that range that have not
+// committed, as a group's serializable read does, so that a row
+// committing late is not skipped. Neither holds anything once it
+// returned.
 func (s schema) ephemeralQuery(topic string) string {
 	limit := strconv.Itoa(s.batchSize)
 	if s.d == postgres {
 		return `SELECT "offset", transaction_id, uuid, payload, metadata FROM ` + s.messagesTable(topic) + `
 			WHERE (transaction_id, "offset") > ($1::xid8, $2::bigint)
 				AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+				AND NOT pg_visible_in_snapshot(transaction_id, $3::pg_snapshot)
 			ORDER BY transaction_id ASC, "offset" ASC
 			LIMIT ` + limit
 	}
@@ -148,7 +157,7 @@ func (s *ephemeralSubscription) fetch(ctx context.Context) ([]ephemeralRow, erro
 	defer cancel()
 	args := []any{s.pos.offset}
 	if s.t.dialect == postgres {
-		args = []any{uint64(s.pos.txid), s.pos.offset}
+		args = []any{uint64(s.pos.txid), s.pos.offset, s.snapshot}
 	}
 	rows, err := s.t.db.QueryContext(ctx, s.query, args...)
 	if err != nil {

@@ -16,12 +16,27 @@ import (
 
 // An ephemeral subscription receives what is published after it opened,
 // every one of them (two subscriptions are in no group together), in
-// order; Ack moves on and Nack delivers the message again.
+// order; Ack moves on and Nack delivers the message again. On PostgreSQL
+// a message committed before, while an older transaction still ran, is
+// not among them.
 func TestSubscribeEphemeral_ReceivesWhatIsPublishedAfterItOpened(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			tr := openTransport(t, b, testConfig(t, b))
+			cfg := testConfig(t, b)
+			tr := openTransport(t, b, cfg)
 			topic := "eph_" + watermill.NewShortUUID()
+			endOlder := func() {}
+			if b.name == "postgres" {
+				older, err := rawDB(t, b, cfg).BeginTx(context.Background(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				endOlder = func() { _ = older.Rollback() }
+				defer endOlder()
+				if _, err := older.Exec("SELECT pg_current_xact_id()"); err != nil { // a running transaction
+					t.Fatal(err)
+				}
+			}
 			publish := func(payloads ...string) []*message.Message {
 				t.Helper()
 				var msgs []*message.Message
@@ -35,6 +50,7 @@ func TestSubscribeEphemeral_ReceivesWhatIsPublishedAfterItOpened(t *testing.T) {
 			}
 			publish("before")
 			one, two := subscribeEphemeral(t, tr, topic), subscribeEphemeral(t, tr, topic)
+			endOlder()
 			want := publish("a", "b", "c")
 
 			for _, ch := range []<-chan *message.Message{one, two} {

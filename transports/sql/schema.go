@@ -226,6 +226,11 @@ func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group 
 type position struct {
 	txid   wsql.XID8 // PostgreSQL only
 	offset int64
+
+	// snapshot is, on PostgreSQL, the server's snapshot (pg_snapshot) when
+	// the position was taken: rows of the transactions it sees as ended
+	// are before the position, whatever their transaction_id.
+	snapshot string
 }
 
 // newestPosition returns the position after which every message published
@@ -236,7 +241,8 @@ type position struct {
 // it or to a later transaction, and rows of transactions that started
 // earlier and end later are not skipped, as a group's reading rules
 // require (see SelectQuery). Rows of transactions that committed a moment
-// ago while an older one still runs are after it too, and are delivered.
+// ago while an older one still runs are after it too; only a reader that
+// also filters with the snapshot leaves them out (SubscribeEphemeral).
 //
 // On MySQL it is the highest offset committed: an offset is given when
 // the INSERT runs, so a message published from now on gets a higher one.
@@ -245,7 +251,8 @@ type position struct {
 func (s schema) newestPosition(ctx context.Context, db *stdsql.DB, topic string) (position, error) {
 	var p position
 	if s.d == postgres {
-		err := db.QueryRowContext(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())").Scan(&p.txid)
+		err := db.QueryRowContext(ctx, "SELECT pg_snapshot_xmin(s), s::text FROM (SELECT pg_current_snapshot() AS s) AS now").
+			Scan(&p.txid, &p.snapshot)
 		return p, err
 	}
 	err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(`offset`), 0) FROM "+s.messagesTable(topic)).Scan(&p.offset)
