@@ -50,7 +50,8 @@ type Transport struct {
 	cfg     Config
 	dialect dialect
 	db      *stdsql.DB
-	logger  watermill.LoggerAdapter
+	logger  watermill.LoggerAdapter // the transport's own lines
+	log     *slog.Logger            // deps.Logger, for subscriptionLogger
 	schema  schema
 	pub     *publisher
 	delay   *delayer
@@ -85,9 +86,10 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	deps = deps.WithDefaults()
 	wlog := transports.WatermillLogger(deps.Logger)
 	redact := newRedactor(cfg.DSN)
-	connector, err := d.connector(cfg, deps.WithDefaults().Logger)
+	connector, err := d.connector(cfg, deps.Logger)
 	if err != nil {
 		return nil, redact.wrap(fmt.Sprintf("%s: open %s", d, transports.RedactDSN(cfg.DSN)), err)
 	}
@@ -99,6 +101,7 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 		dialect: d,
 		db:      db,
 		logger:  wlog,
+		log:     deps.Logger,
 		schema:  schema{d: d, prefix: cfg.TablePrefix, batchSize: cfg.BatchSize},
 		query:   newBound(d, "query_timeout", cfg.QueryTimeout, cfg.DSN),
 	}

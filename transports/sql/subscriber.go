@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -66,17 +65,27 @@ func (s *subscription) Close() error {
 	return errors.Join(err, privateErr)
 }
 
-func (s *groupSubscriber) newSub(topic string) (*wsql.Subscriber, error) {
+// newSub returns a watermill-sql subscriber of the group to table topic
+// tableTopic (topic itself or the group's private topic), for the
+// subscription that ctx runs.
+func (s *groupSubscriber) newSub(ctx context.Context, topic, tableTopic string) (*wsql.Subscriber, error) {
 	ack := s.t.cfg.AckDeadline
+	logger := &subscriptionLogger{
+		log:     s.t.log,
+		topic:   topic,
+		group:   s.group,
+		delayed: tableTopic != topic,
+		ending:  func() bool { return ctx.Err() != nil || s.stop.Err() != nil },
+	}
 	return wsql.NewSubscriber(beginner{t: s.t, stop: s.stop}, wsql.SubscriberConfig{
 		ConsumerGroup:  s.group,
 		AckDeadline:    &ack,
 		PollInterval:   s.t.cfg.PollInterval,
 		ResendInterval: s.t.cfg.ResendInterval,
 		RetryInterval:  s.t.cfg.PollInterval,
-		SchemaAdapter:  s.t.schema.forTopic(topic),
+		SchemaAdapter:  s.t.schema.forTopic(tableTopic),
 		OffsetsAdapter: s.t.schema.offsets(),
-	}, quietOnStop{LoggerAdapter: s.t.logger, stop: s.stop})
+	}, logger)
 }
 
 // Subscribe consumes topic and the group's private topic as consumer group
@@ -102,16 +111,18 @@ func (s *groupSubscriber) subscribe(ctx context.Context, topic string) (*subscri
 	if err := s.prepare(ctx, topic); err != nil {
 		return nil, err
 	}
-	mainSub, err := s.newSub(topic)
+	ctx, cancel := context.WithCancel(ctx)
+	mainSub, err := s.newSub(ctx, topic, topic)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%s: subscriber: %w", s.t.dialect, err)
 	}
-	privateSub, err := s.newSub(private)
+	privateSub, err := s.newSub(ctx, topic, private)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%s: subscriber: %w", s.t.dialect, err)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
 	mainCh, err := mainSub.Subscribe(ctx, topic)
 	if err != nil {
 		cancel()
@@ -197,25 +208,4 @@ func (s *groupSubscriber) Close() error {
 	_, err := s.subs.CloseAll()
 	s.wg.Wait()
 	return err
-}
-
-// quietOnStop is the logger of a group's watermill-sql subscriptions. Once
-// Close started, it cancels their queries, and watermill-sql reports each
-// cancelled query as an error; those are expected on every shutdown, so
-// they are logged at debug level, not as errors an operator must look at.
-type quietOnStop struct {
-	watermill.LoggerAdapter
-	stop context.Context
-}
-
-func (l quietOnStop) Error(msg string, err error, fields watermill.LogFields) {
-	if l.stop.Err() != nil {
-		l.LoggerAdapter.Debug(msg+" (subscriber closing)", fields.Add(watermill.LogFields{"error": err}))
-		return
-	}
-	l.LoggerAdapter.Error(msg, err, fields)
-}
-
-func (l quietOnStop) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return quietOnStop{LoggerAdapter: l.LoggerAdapter.With(fields), stop: l.stop}
 }
