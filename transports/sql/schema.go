@@ -344,7 +344,12 @@ func (s schema) createMessagesTable(topic string) string {
 
 // createTables creates the messages and offsets tables of topic if they
 // are missing. On PostgreSQL it runs under an advisory transaction lock:
-// concurrent CREATE TABLE IF NOT EXISTS of one table can fail there.
+// concurrent CREATE TABLE IF NOT EXISTS of one table can fail there. The
+// lock is one for every table, not one per table: PostgreSQL names a
+// table's sequence and primary key index after it, shortened to 63
+// characters, so that two tables of long names can need the same index
+// name, and two transactions creating them at once then collide (a lock
+// per table made Watermill's universal tests fail so).
 func (s schema) createTables(ctx context.Context, db *stdsql.DB, topic string) error {
 	queries := []string{s.createMessagesTable(topic)}
 	oq, err := s.offsets().SchemaInitializingQueries(wsql.OffsetsSchemaInitializingQueriesParams{Topic: topic})
