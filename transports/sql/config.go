@@ -26,9 +26,9 @@ type Config struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 
 	// InitialOffset is where a consumer group that has no offset for a
-	// topic yet starts, as Kafka's transport.kafka.initial_offset: "oldest"
+	// topic yet starts, as Kafka's transport.kafka.initial_offset: [Oldest]
 	// (every message the topic's table holds; rows are never deleted) or
-	// "newest" (only messages published after the group's first Subscribe
+	// [Newest] (only messages published after the group's first Subscribe
 	// or SubscribeInitialize, which App.Prepare calls). Either way the
 	// group's offset is then kept in the topic's offsets table, so a group
 	// that exists is not affected; its delayed messages are always all
@@ -65,27 +65,28 @@ type Config struct {
 	MaxIdleConns int `yaml:"max_idle_conns"`
 
 	// ConnectTimeout bounds opening each connection to the database (TCP,
-	// TLS, authentication) and, at Open, each of the first calls: the ping
-	// and the creation of the delayed messages table. A server that accepts
-	// connections and never answers (a half-dead host, a wrong port behind
-	// a proxy) makes Open fail after it, with an error that names this key,
-	// the address and what did not answer. Must be greater than 0.
+	// TLS, authentication) and, at [OpenPostgres] and [OpenMySQL], each of
+	// the first calls: the ping and the creation of the delayed messages
+	// table. A server that accepts connections and never answers (a
+	// half-dead host, a wrong port behind a proxy) makes Open fail after
+	// it, with an error that names this key, the address and what did not
+	// answer. Must be greater than 0.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 
 	// QueryTimeout bounds every later call to the database: each Publish
-	// (of a TxPublisher too), Delay and Browse, whose context often has no
-	// deadline (a message's context is context.Background unless set; an
-	// earlier deadline of the caller's still ends the call sooner), and
-	// each statement, BEGIN, COMMIT and ROLLBACK of the subscriptions and
-	// of the delayed messages poller, which have none. Errors of a call
-	// that timed out name this key; a subscription logs them and queries
-	// again after poll_interval. It must exceed what a
-	// healthy statement may wait for a lock: on MySQL an insert into a
-	// topic waits while a subscription that has caught up with it holds
-	// an unsettled message, until that is acked or ack_deadline passes,
-	// and the server gives up at innodb_lock_wait_timeout (50s by default);
-	// PostgreSQL statements of the transport wait for no such lock. Must be
-	// greater than 0.
+	// (of a [Transport.TxPublisher] too), [Transport.Delay] and
+	// [Transport.Browse], whose context often has no deadline (a message's
+	// context is [context.Background] unless set; an earlier deadline of
+	// the caller's still ends the call sooner), and each statement, BEGIN,
+	// COMMIT and ROLLBACK of the subscriptions and of the delayed messages
+	// poller, which have none. Errors of a call that timed out name this
+	// key; a subscription logs them and queries again after poll_interval.
+	// It must exceed what a healthy statement may wait for a lock: on
+	// MySQL an insert into a topic waits while a subscription that has
+	// caught up with it holds an unsettled message, until that is acked or
+	// ack_deadline passes, and the server gives up at
+	// innodb_lock_wait_timeout (50s by default); PostgreSQL statements of
+	// the transport wait for no such lock. Must be greater than 0.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 
 	// dialect is set by the default constructors so Validate can parse DSN.
