@@ -58,8 +58,9 @@ type Transport struct {
 	tables  sync.Map // topics whose tables exist
 	query   *bound   // query_timeout
 
-	// subs are closed concurrently: a subscription of one subscriber may
-	// wait for an offsets row that a subscription of another holds.
+	// subs are closed concurrently: closing one waits until its
+	// subscriptions have settled their batches, which after a nack takes
+	// resend_interval (watermill-sql sleeps it before delivering again).
 	subs transports.Subscribers[*groupSubscriber]
 	// ephemeral are the subscriptions of SubscribeEphemeral.
 	ephemeral transports.Subscribers[*ephemeralSubscription]

@@ -30,13 +30,6 @@ func (d dialect) String() string {
 	return "sql"
 }
 
-func (d dialect) driverName() string {
-	if d == postgres {
-		return "pgx"
-	}
-	return "mysql"
-}
-
 // maxIdentLen is PostgreSQL's identifier limit (MySQL allows 64). Longer
 // names are shortened with a hash rather than truncated by the server,
 // which could make two topics share a table.
