@@ -19,8 +19,9 @@ import (
 // id a subscriber would give it (see the package documentation).
 //
 // Browse is how operator tools read a dead-letter topic (it implements
-// dlq.Browser). A topic whose table does not exist has no messages. After
-// Close, Browse fails with an error wrapping [transports.ErrClosed].
+// dlq.Browser). A topic whose table does not exist has no messages. ctx
+// and query_timeout bound the call. After Close, Browse fails with an
+// error wrapping [transports.ErrClosed].
 func (t *Transport) Browse(ctx context.Context, topic string) ([]*message.Message, error) {
 	if t.subs.Closed() {
 		return nil, errClosed
@@ -33,12 +34,14 @@ func (t *Transport) Browse(ctx context.Context, topic string) ([]*message.Messag
 	if t.dialect == mysqlDialect {
 		q = "SELECT `offset`, uuid, payload, metadata FROM " + t.schema.messagesTable(topic) + " ORDER BY `offset`"
 	}
+	ctx, cancel := t.query.start(ctx)
+	defer cancel()
 	rows, err := t.db.QueryContext(ctx, q)
 	if err != nil {
 		if isUndefinedTable(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%s: browse %s: %w", t.dialect, topic, err)
+		return nil, fmt.Errorf("%s: browse %s: %w", t.dialect, topic, t.query.check(ctx, "query", err))
 	}
 	defer func() { _ = rows.Close() }()
 	var out []*message.Message
@@ -53,7 +56,7 @@ func (t *Transport) Browse(ctx context.Context, topic string) ([]*message.Messag
 		out = append(out, decodeRow(t.dialect, topic, offset, uuid, payload, metadata))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: browse %s: %w", t.dialect, topic, err)
+		return nil, fmt.Errorf("%s: browse %s: %w", t.dialect, topic, t.query.check(ctx, "query", err))
 	}
 	return out, nil
 }

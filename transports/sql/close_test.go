@@ -67,3 +67,42 @@ func TestClose_CallsAfterwardsFailWithErrClosed(t *testing.T) {
 		})
 	}
 }
+
+// A subscription whose context ends settles what was acked: the offset of
+// the acked messages of its batch is committed, and the group goes on with
+// the first message not acked.
+func TestSubscribe_EndedContextKeepsTheAcks(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			tr := openTransport(t, b, testConfig(t, b))
+			topic := "ctxend_" + watermill.NewShortUUID()
+			msgs := make([]*message.Message, 10)
+			for i := range msgs {
+				msgs[i] = message.NewMessage(watermill.NewUUID(), []byte{byte('0' + i)})
+			}
+			if err := tr.Publisher().Publish(topic, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			sub, err := tr.Subscriber("g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ch := transporttest.Subscribe(t, ctx, sub, topic)
+			for _, want := range msgs[:3] {
+				if got := transporttest.Receive(t, ch, 10*time.Second); got.UUID != want.UUID {
+					t.Fatalf("got %s, want %s", got.UUID, want.UUID)
+				}
+			}
+			transporttest.Next(t, ch, 10*time.Second) // the fourth, never acked
+			cancel()
+			for range ch {
+			}
+
+			next := transporttest.SubscribeGroup(t, tr, "g", topic)
+			if got := transporttest.Receive(t, next, 10*time.Second); got.UUID != msgs[3].UUID {
+				t.Fatalf("after the context ended the group got %q, want the first message not acked (%q)", got.Payload, msgs[3].Payload)
+			}
+		})
+	}
+}

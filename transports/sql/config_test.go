@@ -23,6 +23,10 @@ func TestConfig_Validate(t *testing.T) {
 		{"zero ack deadline", func(c *sqltransport.Config) { c.AckDeadline = 0 }, "ack_deadline"},
 		{"negative resend interval", func(c *sqltransport.Config) { c.ResendInterval = -time.Second }, "resend_interval"},
 		{"no idle connections", func(c *sqltransport.Config) { c.MaxIdleConns = 0 }, "max_idle_conns"},
+		{"newest", func(c *sqltransport.Config) { c.InitialOffset = sqltransport.Newest }, ""},
+		{"initial offset latest", func(c *sqltransport.Config) { c.InitialOffset = "latest" }, "initial_offset"},
+		{"zero connect timeout", func(c *sqltransport.Config) { c.ConnectTimeout = 0 }, "connect_timeout"},
+		{"negative query timeout", func(c *sqltransport.Config) { c.QueryTimeout = -time.Second }, "query_timeout"},
 		{"prefix with a dash", func(c *sqltransport.Config) { c.TablePrefix = "my-app_" }, "table_prefix"},
 	}
 	for _, b := range backends {

@@ -33,10 +33,14 @@ type delayer struct {
 	done   chan struct{}
 }
 
-func newDelayer(ctx context.Context, t *Transport) (*delayer, error) {
+// newDelayer creates the delayed messages table, within connect (Open's
+// bound), and starts the poller.
+func newDelayer(ctx context.Context, t *Transport, connect *bound) (*delayer, error) {
 	d := &delayer{t: t, table: t.dialect.quote(t.cfg.TablePrefix + "delayed"), done: make(chan struct{})}
+	ctx, cancel := connect.start(ctx)
+	defer cancel()
 	if err := d.createTable(ctx); err != nil {
-		return nil, err
+		return nil, connect.check(ctx, "create table", err)
 	}
 	pollCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -99,9 +103,11 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 	if topic == "" || !validName.MatchString(topic) || !validName.MatchString(group) {
 		return fmt.Errorf("%s: delay to topic %q, group %q: only letters, digits and - $ : . _ are allowed", t.dialect, topic, group)
 	}
+	ctx, cancel := t.query.start(ctx)
+	defer cancel()
 	private := groupTopic(topic, group)
 	if err := t.ensureTables(ctx, private); err != nil {
-		return fmt.Errorf("%s: delay: create tables of %s: %w", t.dialect, private, err)
+		return err
 	}
 	md, err := json.Marshal(msg.Metadata)
 	if err != nil {
@@ -121,7 +127,7 @@ func (t *Transport) Delay(ctx context.Context, topic, group string, msg *message
 		payload = []byte{}
 	}
 	if _, err := t.db.ExecContext(ctx, q, topic, group, msg.UUID, payload, md, micros); err != nil {
-		return fmt.Errorf("%s: delay message %s: %w", t.dialect, msg.UUID, err)
+		return fmt.Errorf("%s: delay message %s: %w", t.dialect, msg.UUID, t.query.check(ctx, "insert", err))
 	}
 	return nil
 }
@@ -166,8 +172,16 @@ type delayedRow struct {
 }
 
 // moveDue moves up to BatchSize due messages into their groups' private
-// topics in one transaction and returns how many it moved.
+// topics in one transaction, within query_timeout, and returns how many it
+// moved.
 func (d *delayer) moveDue(ctx context.Context) (int, error) {
+	ctx, cancel := d.t.query.start(ctx)
+	defer cancel()
+	n, err := d.move(ctx)
+	return n, d.t.query.check(ctx, "move due delayed messages", err)
+}
+
+func (d *delayer) move(ctx context.Context) (int, error) {
 	now, ph := "clock_timestamp()", "$1"
 	if d.t.dialect == mysqlDialect {
 		now, ph = "UTC_TIMESTAMP(6)", "?"

@@ -61,8 +61,8 @@
 //
 //   - Groups. Every consumer group receives every message of a topic;
 //     within a group, Subscribe calls share the messages. A group reads
-//     from its committed offset, so a new group starts with the whole
-//     table.
+//     from its committed offset; a new group starts where initial_offset
+//     says (below).
 //   - At least once, in order. A subscription reads up to batch_size
 //     messages in one transaction, hands them out one at a time in publish
 //     order and commits the group's offset after the acked ones. A nacked
@@ -70,6 +70,13 @@
 //     group's later messages meanwhile; an unsettled one is redelivered
 //     after ack_deadline or when its subscription ends. Subscriptions
 //     survive database restarts: errors are logged and the query retried.
+//   - Ephemeral subscriptions. Transport.SubscribeEphemeral reads a topic
+//     for one process alone, in no group, from the topic's newest position
+//     (as initial_offset newest, below, but on PostgreSQL without what
+//     committed before it opened), keeping its position in memory:
+//     it writes no offsets row and holds no transaction while a message
+//     is out, so it leaves nothing behind. Request/reply reads an
+//     instance's replies this way.
 //   - Publishing. Publish inserts all its messages with one INSERT and
 //     returns once they are committed. Calls to one topic that arrive while
 //     an INSERT to it runs are merged into the next one (group commit):
@@ -77,6 +84,12 @@
 //     commit carries many calls. Transport.TxPublisher publishes in
 //     the caller's transaction instead: the messages exist if and only if
 //     it commits (the transactional outbox builds on it).
+//   - Time limits. Every connection is opened within connect_timeout, and
+//     Open's first calls (ping, delayed messages table) are bounded by it
+//     too; every later statement, a subscription's included, is bounded by
+//     query_timeout. On a server that accepts connections and stops
+//     answering, calls fail with an error that names the key, the address
+//     and what did not answer, and subscriptions log it and query again.
 //   - Browsing. Transport.Browse (millrace's dlq.Browser) reads a topic's
 //     table oldest first without moving any offset.
 //   - Delayed delivery. Transport.Delay (millrace's middleware.Delayer)
@@ -86,11 +99,31 @@
 //     group's subscriptions read besides the topic itself. Order between a
 //     topic and its private topic is not kept.
 //
+// # Where a new consumer group starts
+//
+// A group is new to a topic until it has a row in the topic's offsets
+// table, which its first Subscribe, or SubscribeInitialize (App.Prepare),
+// writes. initial_offset chooses what it then sees:
+//
+//	oldest (default)  every message the topic's table holds, oldest first
+//	newest            what is published from then on
+//
+// "From then on", with newest: every message whose publish starts after
+// that point is delivered. Of those being published at that moment, on
+// PostgreSQL every one whose transaction had not committed is delivered,
+// and so are those of transactions that committed just before while an
+// older transaction was still running (a row's position is its
+// transaction, see the wire format); on MySQL one whose INSERT had not
+// committed may be missed. A group that exists keeps its offset whatever
+// initial_offset says, and its delayed messages (Delay) are always
+// delivered.
+//
 // # Costs of ordered delivery
 //
 // A subscription keeps its reading transaction open until the batch's
-// messages are settled. The group's other subscriptions wait for it (one
-// reader per group at a time). On PostgreSQL, while any transaction that
+// messages are settled. The group's other subscriptions wait their turn
+// (one reader per group at a time): they skip the group's locked offsets
+// row and query again after poll_interval. On PostgreSQL, while any transaction that
 // wrote (a subscription's reading one included) is open, rows committed
 // after it began are not yet visible to subscribers of any topic of the
 // database. On MySQL, the reader holds next-key locks: once a group has

@@ -3,8 +3,10 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/millrace/millrace/transports"
 )
@@ -41,27 +43,36 @@ func MySQLKind() transports.Kind {
 
 // Transport is an open SQL transport: a connection pool, one publisher, the
 // subscribers made by Subscriber and the poller of delayed messages. It
-// implements transports.Transport, middleware.Delayer and dlq.Browser, and
-// publishes in a caller's transaction with TxPublisher.
+// implements [transports.Transport], [transports.EphemeralSubscriber],
+// middleware.Delayer and dlq.Browser, and publishes in a caller's
+// transaction with TxPublisher.
 type Transport struct {
 	cfg     Config
 	dialect dialect
 	db      *stdsql.DB
-	logger  watermill.LoggerAdapter
+	logger  watermill.LoggerAdapter // the transport's own lines
+	log     *slog.Logger            // deps.Logger, for subscriptionLogger
 	schema  schema
 	pub     *publisher
 	delay   *delayer
 	tables  sync.Map // topics whose tables exist
+	query   *bound   // query_timeout
 
-	// subs are closed concurrently: a subscription of one subscriber may
-	// wait for an offsets row that a subscription of another holds.
+	// subs are closed concurrently: closing one waits until its
+	// subscriptions have settled their batches, which after a nack takes
+	// resend_interval (watermill-sql sleeps it before delivering again).
 	subs transports.Subscribers[*groupSubscriber]
+	// ephemeral are the subscriptions of SubscribeEphemeral.
+	ephemeral transports.Subscribers[*ephemeralSubscription]
 }
 
 // OpenPostgres connects to PostgreSQL, checks the connection, creates the
 // delayed messages table if missing and starts the delayed messages
-// poller. cfg is validated first. Errors never contain the DSN's password.
-// It logs to deps.Logger.
+// poller. cfg is validated first. The connection, the ping and the table's
+// creation are each bounded by cfg.ConnectTimeout: on a server that does
+// not answer, Open fails with an error that names
+// transport.postgres.connect_timeout, the address and what did not answer.
+// Errors never contain the DSN's password. It logs to deps.Logger.
 func OpenPostgres(ctx context.Context, cfg Config, deps transports.Deps) (*Transport, error) {
 	return open(ctx, postgres, cfg, deps)
 }
@@ -76,32 +87,91 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	deps = deps.WithDefaults()
 	wlog := transports.WatermillLogger(deps.Logger)
 	redact := newRedactor(cfg.DSN)
-	db, err := stdsql.Open(d.driverName(), cfg.DSN)
+	connector, err := d.connector(cfg, deps.Logger)
 	if err != nil {
 		return nil, redact.wrap(fmt.Sprintf("%s: open %s", d, transports.RedactDSN(cfg.DSN)), err)
 	}
+	connect := newBound(d, "connect_timeout", cfg.ConnectTimeout, cfg.DSN)
+	db := stdsql.OpenDB(boundedConnector{Connector: connector, connect: connect})
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, redact.wrap(fmt.Sprintf("%s: connect %s", d, transports.RedactDSN(cfg.DSN)), err)
-	}
 	t := &Transport{
 		cfg:     cfg,
 		dialect: d,
 		db:      db,
 		logger:  wlog,
+		log:     deps.Logger,
 		schema:  schema{d: d, prefix: cfg.TablePrefix, batchSize: cfg.BatchSize},
+		query:   newBound(d, "query_timeout", cfg.QueryTimeout, cfg.DSN),
+	}
+	if err := t.ping(ctx, connect); err != nil {
+		_ = db.Close()
+		return nil, redact.wrapOpen(d, cfg.DSN, "connect", err)
 	}
 	t.subs.ErrClosed, t.subs.Concurrent = errClosed, true
+	t.ephemeral.ErrClosed = errClosed
 	t.pub = &publisher{t: t}
-	t.delay, err = newDelayer(ctx, t)
+	t.delay, err = newDelayer(ctx, t, connect)
 	if err != nil {
 		_ = db.Close()
-		return nil, redact.wrap(fmt.Sprintf("%s: delayed messages table", d), err)
+		return nil, redact.wrapOpen(d, cfg.DSN, "delayed messages table", err)
 	}
 	return t, nil
+}
+
+// connector returns the driver's connector for cfg.DSN. On MySQL the
+// connection's read and write timeouts, unless the DSN sets them, are
+// query_timeout and a tenth: database/sql gives COMMIT and ROLLBACK no
+// context, and go-sql-driver/mysql would wait for their answer for ever;
+// the margin lets every other statement end by its context, bounded by
+// query_timeout, whose error says so. Its own log
+// lines (a broken connection, also returned as an error to the call that
+// met it) go to logger at debug level instead of the standard error.
+func (d dialect) connector(cfg Config, logger *slog.Logger) (driver.Connector, error) {
+	if d == postgres {
+		pc, err := pgx.ParseConfig(cfg.DSN)
+		if err != nil {
+			return nil, err
+		}
+		return stdlib.GetConnector(*pc), nil
+	}
+	mc, err := mysql.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	io := cfg.QueryTimeout + cfg.QueryTimeout/10
+	if mc.ReadTimeout == 0 {
+		mc.ReadTimeout = io
+	}
+	if mc.WriteTimeout == 0 {
+		mc.WriteTimeout = io
+	}
+	mc.Logger = driverLogger{logger}
+	return mysql.NewConnector(mc)
+}
+
+// driverLogger is go-sql-driver/mysql's logger of a transport.
+type driverLogger struct{ l *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	if l.l.Enabled(context.Background(), slog.LevelDebug) {
+		l.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), slog.String("driver", "go-sql-driver/mysql"))
+	}
+}
+
+// ping opens the pool's first connection (within connect_timeout, as every
+// connection) and pings the server on it within connect_timeout.
+func (t *Transport) ping(ctx context.Context, connect *bound) error {
+	conn, err := t.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := connect.start(ctx)
+	defer cancel()
+	return connect.check(ctx, "ping", conn.PingContext(ctx))
 }
 
 // Publisher returns the transport's publisher: Publish inserts the
@@ -128,8 +198,9 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 // Close stops the delayed messages poller, closes every subscriber the
-// transport made and its publisher, then the connection pool. It is safe
-// to call more than once; later calls return nil.
+// transport made, every subscription of SubscribeEphemeral and its
+// publisher, then the connection pool. It is safe to call more than once;
+// later calls return nil.
 func (t *Transport) Close() error {
 	// The poller stops first; a later Close finds it stopped.
 	t.delay.close()
@@ -137,7 +208,8 @@ func (t *Transport) Close() error {
 	if !first {
 		return nil
 	}
-	return errors.Join(err, t.pub.Close(), t.db.Close())
+	_, ephErr := t.ephemeral.CloseAll()
+	return errors.Join(err, ephErr, t.pub.Close(), t.db.Close())
 }
 
 // redactor removes a DSN and its password from driver errors, which may
@@ -162,6 +234,15 @@ func (r redactor) clean(s string) string {
 		s = strings.ReplaceAll(s, r.password, transports.Redacted)
 	}
 	return s
+}
+
+// wrapOpen wraps an error of Open's step: one that timed out names its
+// address itself; others are given it.
+func (r redactor) wrapOpen(d dialect, dsn, step string, err error) error {
+	if _, ok := errors.AsType[*timeoutError](err); ok {
+		return r.wrap(fmt.Sprintf("%s: open", d), err)
+	}
+	return r.wrap(fmt.Sprintf("%s: %s %s", d, step, transports.RedactDSN(dsn)), err)
 }
 
 func (r redactor) wrap(context string, err error) error {

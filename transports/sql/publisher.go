@@ -32,8 +32,8 @@ type publisher struct {
 // Publish inserts msgs into topic's table with one multi-row INSERT (up to
 // 1000 messages; more are inserted by several statements in one
 // transaction), so they become visible together, in the order given. It
-// returns once they are committed. The context of the first message bounds
-// the call. On an error none of them was published; a driver error after
+// returns once they are committed. The context of the first message and
+// query_timeout bound the call. On an error none of them was published; a driver error after
 // the commit was sent (a connection lost at that moment) leaves it unknown,
 // and publishing again may then duplicate: delivery is at least once.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
@@ -56,19 +56,21 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 // insertAll inserts msgs into topic's table, all or none: with one INSERT,
 // or in a transaction when they need several.
 func (p *publisher) insertAll(ctx context.Context, topic string, msgs []*message.Message) error {
+	ctx, cancel := p.t.query.start(ctx)
+	defer cancel()
 	if len(msgs) <= maxRowsPerInsert {
 		return p.t.insert(ctx, p.t.db, topic, msgs)
 	}
 	tx, err := p.t.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("%s: publish to %s: %w", p.t.dialect, topic, err)
+		return fmt.Errorf("%s: publish to %s: %w", p.t.dialect, topic, p.t.query.check(ctx, "begin", err))
 	}
 	if err := p.t.insert(ctx, tx, topic, msgs); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: publish to %s: commit: %w", p.t.dialect, topic, err)
+		return fmt.Errorf("%s: publish to %s: %w", p.t.dialect, topic, p.t.query.check(ctx, "commit", err))
 	}
 	return nil
 }
@@ -113,7 +115,9 @@ func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("%s: publish: %w", p.t.dialect, err)
 	}
-	return p.t.insert(msgs[0].Context(), p.tx, topic, msgs)
+	ctx, cancel := p.t.query.start(msgs[0].Context())
+	defer cancel()
+	return p.t.insert(ctx, p.tx, topic, msgs)
 }
 
 func (txPublisher) Close() error { return nil }
@@ -138,20 +142,21 @@ func (t *Transport) insert(ctx context.Context, ex Execer, topic string, msgs []
 			return fmt.Errorf("%s: publish to %s: %w", t.dialect, topic, err)
 		}
 		if _, err := ex.ExecContext(ctx, q.Query, q.Args...); err != nil {
-			return fmt.Errorf("%s: publish to %s: %w", t.dialect, topic, err)
+			return fmt.Errorf("%s: publish to %s: %w", t.dialect, topic, t.query.check(ctx, "insert", err))
 		}
 		msgs = msgs[n:]
 	}
 	return nil
 }
 
-// ensureTables creates the tables of topic once per transport.
+// ensureTables creates the tables of topic once per transport. ctx should
+// be bounded (by query_timeout, or connect_timeout at Open).
 func (t *Transport) ensureTables(ctx context.Context, topic string) error {
 	if _, ok := t.tables.Load(topic); ok {
 		return nil
 	}
 	if err := t.schema.createTables(ctx, t.db, topic); err != nil {
-		return fmt.Errorf("%s: create tables of topic %s: %w", t.dialect, topic, err)
+		return fmt.Errorf("%s: create tables of topic %s: %w", t.dialect, topic, t.query.check(ctx, "create table", err))
 	}
 	t.tables.Store(topic, struct{}{})
 	return nil

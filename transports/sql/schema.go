@@ -30,13 +30,6 @@ func (d dialect) String() string {
 	return "sql"
 }
 
-func (d dialect) driverName() string {
-	if d == postgres {
-		return "pgx"
-	}
-	return "mysql"
-}
-
 // maxIdentLen is PostgreSQL's identifier limit (MySQL allows 64). Longer
 // names are shortened with a hash rather than truncated by the server,
 // which could make two topics share a table.
@@ -111,9 +104,37 @@ func (s schema) base() wsql.SchemaAdapter {
 
 func (s schema) offsets() wsql.OffsetsAdapter {
 	if s.d == postgres {
-		return wsql.DefaultPostgreSQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}
+		return postgresOffsets{wsql.DefaultPostgreSQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}}
 	}
 	return mysqlOffsets{wsql.DefaultMySQLOffsetsAdapter{GenerateMessagesOffsetsTableName: s.offsetsTable}}
+}
+
+// postgresOffsets is watermill-sql's PostgreSQL offsets adapter, whose
+// subscriptions skip the group's offsets row when another subscription of
+// the group holds it, instead of waiting for it.
+//
+// Only one subscription of a group reads at a time: its SELECT locks the
+// group's offsets row until its batch is settled, which takes as long as
+// the handlers take, up to ack_deadline per message. With watermill-sql's
+// FOR UPDATE the group's other subscriptions waited in that SELECT all
+// along, so no bound on a SELECT (query_timeout) could tell a server that
+// stopped answering from a subscription that is merely waiting its turn.
+// With SKIP LOCKED the others find no row, read nothing and query again
+// after poll_interval; the first one takes the next batch at once, as
+// before. (It also spares them PostgreSQL's serialization failure that
+// ended a waiting repeatable read transaction once the row was updated.)
+type postgresOffsets struct {
+	wsql.DefaultPostgreSQLOffsetsAdapter
+}
+
+// NextOffsetQuery selects and locks the group's offsets row, or nothing
+// if another transaction holds it.
+func (a postgresOffsets) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Query, error) {
+	return wsql.Query{
+		Query: `SELECT offset_acked, last_processed_transaction_id FROM ` + a.MessagesOffsetsTable(p.Topic) +
+			` WHERE consumer_group = $1 FOR UPDATE SKIP LOCKED`,
+		Args: []any{p.ConsumerGroup},
+	}, nil
 }
 
 // mysqlOffsets is watermill-sql's MySQL offsets adapter without the write
@@ -122,10 +143,24 @@ func (s schema) offsets() wsql.OffsetsAdapter {
 // read nowhere; watermill-sql writes it to detect a second subscription of
 // the group reading the same batch, which cannot happen here: the SELECT of
 // the group's offsets row (made sure to exist, see ensureGroupRow) is FOR
-// UPDATE, so a second subscription waits until the first committed its
-// batch's offset. The ack still writes offset_consumed with offset_acked.
+// UPDATE, so a second subscription cannot read until the first committed
+// its batch's offset. The ack still writes offset_consumed with
+// offset_acked. As on PostgreSQL (see postgresOffsets), the second
+// subscription skips the locked row rather than waiting for it.
 type mysqlOffsets struct {
 	wsql.DefaultMySQLOffsetsAdapter
+}
+
+// NextOffsetQuery selects and locks the group's offset, or nothing (NULL,
+// so that the SELECT of messages finds none) if another transaction holds
+// it. watermill-sql's query reads 0 when the row is missing; here it
+// always exists.
+func (a mysqlOffsets) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Query, error) {
+	return wsql.Query{
+		Query: "SELECT offset_acked FROM " + a.MessagesOffsetsTable(p.Topic) +
+			" WHERE consumer_group = ? FOR UPDATE SKIP LOCKED",
+		Args: []any{p.ConsumerGroup},
+	}, nil
 }
 
 // ConsumedMessageQuery returns no query.
@@ -133,18 +168,30 @@ func (mysqlOffsets) ConsumedMessageQuery(wsql.ConsumedMessageQueryParams) (wsql.
 	return wsql.Query{}, nil
 }
 
-// ensureGroupRow creates group's offsets row of topic on MySQL if it is
-// missing (watermill-sql does so on PostgreSQL only). Without the row, a
-// subscription's SELECT ... FOR UPDATE of it locks the gap around the
-// missing key, and two groups reading a topic for the first time wait on
-// each other's gap locks until one's unacked message reaches its ack
-// deadline. The row is looked for with a non-locking read first: inserting
-// over an existing row would wait for the subscription holding it.
-func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group string) error {
-	if s.d != mysqlDialect {
-		return nil
-	}
+// ensureGroupRow creates group's offsets row of topic if it is missing:
+// at the topic's newest position if newest (see newestPosition), else at
+// its start. On PostgreSQL a group that starts at the start needs no row
+// before watermill-sql inserts it at Subscribe.
+//
+// On MySQL the row must exist before the group reads (watermill-sql
+// creates it on PostgreSQL only): without it, a subscription's SELECT ...
+// FOR UPDATE of it locks the gap around the missing key, and two groups
+// reading a topic for the first time wait on each other's gap locks until
+// one's unacked message reaches its ack deadline; and mysqlOffsets reads a
+// missing row as no offset at all. The row is looked for with a
+// non-locking read first: inserting over an existing row would wait for
+// the subscription holding it.
+func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group string, newest bool) error {
 	table := s.offsetsTable(topic)
+	if s.d == postgres {
+		if !newest {
+			return nil
+		}
+		_, err := db.ExecContext(ctx, "INSERT INTO "+table+
+			" (consumer_group, offset_acked, last_processed_transaction_id) VALUES ($1, 0, pg_snapshot_xmin(pg_current_snapshot()))"+
+			" ON CONFLICT DO NOTHING", group)
+		return err
+	}
 	var one int
 	err := db.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE consumer_group = ?", group).Scan(&one)
 	if err == nil {
@@ -153,9 +200,56 @@ func (s schema) ensureGroupRow(ctx context.Context, db *stdsql.DB, topic, group 
 	if !errors.Is(err, stdsql.ErrNoRows) {
 		return err
 	}
+	var start int64
+	if newest {
+		p, err := s.newestPosition(ctx, db, topic)
+		if err != nil {
+			return err
+		}
+		start = p.offset
+	}
 	_, err = db.ExecContext(ctx, "INSERT IGNORE INTO "+table+
-		" (consumer_group, offset_acked, offset_consumed) VALUES (?, 0, 0)", group)
+		" (consumer_group, offset_acked, offset_consumed) VALUES (?, ?, ?)", group, start, start)
 	return err
+}
+
+// position is a place in a topic's table: a subscription reads the rows
+// after it. On MySQL rows are ordered by offset; on PostgreSQL by
+// (transaction_id, offset).
+type position struct {
+	txid   wsql.XID8 // PostgreSQL only
+	offset int64
+
+	// snapshot is, on PostgreSQL, the server's snapshot (pg_snapshot) when
+	// the position was taken: rows of the transactions it sees as ended
+	// are before the position, whatever their transaction_id.
+	snapshot string
+}
+
+// newestPosition returns the position after which every message published
+// from now on lies, as initial_offset newest and SubscribeEphemeral start.
+//
+// On PostgreSQL that is (xmin, 0), xmin being the oldest transaction still
+// running (pg_snapshot_xmin): every row committed from now on belongs to
+// it or to a later transaction, and rows of transactions that started
+// earlier and end later are not skipped, as a group's reading rules
+// require (see SelectQuery). Rows of transactions that committed a moment
+// ago while an older one still runs are after it too; only a reader that
+// also filters with the snapshot leaves them out (SubscribeEphemeral).
+//
+// On MySQL it is the highest offset committed: an offset is given when
+// the INSERT runs, so a message published from now on gets a higher one.
+// A message whose INSERT was running at this moment and commits later may
+// have a lower offset, and then is not delivered.
+func (s schema) newestPosition(ctx context.Context, db *stdsql.DB, topic string) (position, error) {
+	var p position
+	if s.d == postgres {
+		err := db.QueryRowContext(ctx, "SELECT pg_snapshot_xmin(s), s::text FROM (SELECT pg_current_snapshot() AS s) AS now").
+			Scan(&p.txid, &p.snapshot)
+		return p, err
+	}
+	err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(`offset`), 0) FROM "+s.messagesTable(topic)).Scan(&p.offset)
+	return p, err
 }
 
 // InsertQuery is watermill-sql's: one multi-row INSERT for all messages.
@@ -243,7 +337,12 @@ func (s schema) createMessagesTable(topic string) string {
 
 // createTables creates the messages and offsets tables of topic if they
 // are missing. On PostgreSQL it runs under an advisory transaction lock:
-// concurrent CREATE TABLE IF NOT EXISTS of one table can fail there.
+// concurrent CREATE TABLE IF NOT EXISTS of one table can fail there. The
+// lock is one for every table, not one per table: PostgreSQL names a
+// table's sequence and primary key index after it, shortened to 63
+// characters, so that two tables of long names can need the same index
+// name, and two transactions creating them at once then collide (a lock
+// per table made Watermill's universal tests fail so).
 func (s schema) createTables(ctx context.Context, db *stdsql.DB, topic string) error {
 	queries := []string{s.createMessagesTable(topic)}
 	oq, err := s.offsets().SchemaInitializingQueries(wsql.OffsetsSchemaInitializingQueriesParams{Topic: topic})

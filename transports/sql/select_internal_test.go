@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
@@ -15,6 +16,12 @@ import (
 
 // On PostgreSQL a subscription's query reads batch_size rows from the
 // primary key, however large the backlog: no sort of every unconsumed row.
+//
+// The query only reads rows of transactions older than every transaction
+// still running in the server (pg_snapshot_xmin), and other test packages
+// run transactions on the same server meanwhile (their subscriptions hold
+// one while they deliver a batch): the test first waits until the backlog
+// is visible, as it will stay, and so holds whatever else runs.
 func TestSelectQuery_PostgresScansOnlyABatch(t *testing.T) {
 	ctx := context.Background()
 	cfg := PostgresDefaultConfig()
@@ -56,6 +63,7 @@ func TestSelectQuery_PostgresScansOnlyABatch(t *testing.T) {
 	if _, err := tr.db.ExecContext(ctx, "ANALYZE "+sch.messagesTable(topic)); err != nil {
 		t.Fatal(err)
 	}
+	waitVisible(t, tr, sch.messagesTable(topic), 5000)
 
 	q, err := sch.SelectQuery(wsql.SelectQueryParams{Topic: topic, ConsumerGroup: "g", OffsetsAdapter: offsets})
 	if err != nil {
@@ -88,5 +96,34 @@ func TestSelectQuery_PostgresScansOnlyABatch(t *testing.T) {
 	}
 	if !strings.Contains(text, fmt.Sprintf("rows=%d loops=1", cfg.BatchSize)) {
 		t.Errorf("plan does not stop after batch_size (%d) rows:\n%s", cfg.BatchSize, text)
+	}
+}
+
+// waitVisible waits until the n rows of table are below the current
+// snapshot's xmin, that is, until every transaction that was running when
+// they were committed has ended. xmin never goes back, so they stay
+// visible. After a minute it fails the test, naming the oldest transaction
+// that holds xmin back.
+func waitVisible(t *testing.T, tr *Transport, table string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var visible int
+		err := tr.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table+
+			" WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())").Scan(&visible)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if visible == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			var holder string
+			_ = tr.db.QueryRowContext(ctx, `SELECT coalesce(string_agg(format('pid %s (%s, %s): %s', pid, datname, state, left(query, 80)), '; '), 'none found')
+				FROM pg_stat_activity WHERE backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296`).Scan(&holder)
+			t.Fatalf("after a minute %d of %d rows visible; transaction holding xmin back: %s", visible, n, holder)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -2,12 +2,10 @@ package sql
 
 import (
 	"context"
-	stdsql "database/sql"
 	"errors"
 	"fmt"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -28,10 +26,8 @@ func groupTopic(topic, group string) string {
 //
 // Each Subscribe call gets watermill-sql subscribers of its own, with a
 // schema bound to the topic (decodeRow needs it for ids of foreign rows).
-// Their transactions run through stopBeginner, so that Close interrupts a
-// subscription waiting for its group's offsets row, which another
-// subscription (perhaps of another process) holds while its messages are
-// unacked: without that, Close could wait up to ack_deadline.
+// Their statements run through beginner: bounded by query_timeout,
+// interrupted by Close while they read, never while they settle acks.
 type groupSubscriber struct {
 	t     *Transport
 	group string
@@ -69,24 +65,35 @@ func (s *subscription) Close() error {
 	return errors.Join(err, privateErr)
 }
 
-func (s *groupSubscriber) newSub(topic string) (*wsql.Subscriber, error) {
+// newSub returns a watermill-sql subscriber of the group to table topic
+// tableTopic (topic itself or the group's private topic), for the
+// subscription that ctx runs.
+func (s *groupSubscriber) newSub(ctx context.Context, topic, tableTopic string) (*wsql.Subscriber, error) {
 	ack := s.t.cfg.AckDeadline
-	return wsql.NewSubscriber(stopBeginner{db: s.t.db, stop: s.stop}, wsql.SubscriberConfig{
+	logger := &subscriptionLogger{
+		log:     s.t.log,
+		topic:   topic,
+		group:   s.group,
+		delayed: tableTopic != topic,
+		ending:  func() bool { return ctx.Err() != nil || s.stop.Err() != nil },
+	}
+	return wsql.NewSubscriber(beginner{t: s.t, stop: s.stop}, wsql.SubscriberConfig{
 		ConsumerGroup:  s.group,
 		AckDeadline:    &ack,
 		PollInterval:   s.t.cfg.PollInterval,
 		ResendInterval: s.t.cfg.ResendInterval,
 		RetryInterval:  s.t.cfg.PollInterval,
-		SchemaAdapter:  s.t.schema.forTopic(topic),
+		SchemaAdapter:  s.t.schema.forTopic(tableTopic),
 		OffsetsAdapter: s.t.schema.offsets(),
-	}, quietOnStop{LoggerAdapter: s.t.logger, stop: s.stop})
+	}, logger)
 }
 
 // Subscribe consumes topic and the group's private topic as consumer group
 // group. The returned channel closes when ctx is done or the subscriber is
-// closed; unacked messages are then delivered again later. Database errors
-// do not end the subscription: it logs them and queries again after
-// poll_interval.
+// closed; the offset of the messages acked until then is committed, and
+// unacked messages are delivered again later. Database errors, a statement
+// that timed out (query_timeout) included, do not end the subscription: it
+// logs them and queries again after poll_interval.
 func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := checkTopic(topic); err != nil {
 		return nil, fmt.Errorf("%s: subscribe: %w", s.t.dialect, err)
@@ -101,24 +108,21 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 // subscribe starts the subscription of Subscribe; s.subs is locked.
 func (s *groupSubscriber) subscribe(ctx context.Context, topic string) (*subscription, error) {
 	private := groupTopic(topic, s.group)
-	if err := errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, private)); err != nil {
+	if err := s.prepare(ctx, topic); err != nil {
 		return nil, err
 	}
-	for _, tp := range []string{topic, private} {
-		if err := s.t.schema.ensureGroupRow(ctx, s.t.db, tp, s.group); err != nil {
-			return nil, fmt.Errorf("%s: subscribe to %s: offsets of group %q: %w", s.t.dialect, tp, s.group, err)
-		}
-	}
-	mainSub, err := s.newSub(topic)
+	ctx, cancel := context.WithCancel(ctx)
+	mainSub, err := s.newSub(ctx, topic, topic)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%s: subscriber: %w", s.t.dialect, err)
 	}
-	privateSub, err := s.newSub(private)
+	privateSub, err := s.newSub(ctx, topic, private)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%s: subscriber: %w", s.t.dialect, err)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
 	mainCh, err := mainSub.Subscribe(ctx, topic)
 	if err != nil {
 		cancel()
@@ -161,14 +165,37 @@ func (s *groupSubscriber) subscribe(ctx context.Context, topic string) (*subscri
 	return &subscription{main: mainSub, private: privateSub, out: out}, nil
 }
 
+// prepare creates the tables of topic and of the group's private topic,
+// and the group's offsets rows where they must exist before it reads (see
+// ensureGroupRow), within query_timeout. A group new to topic is recorded
+// here at the position initial_offset names.
+func (s *groupSubscriber) prepare(ctx context.Context, topic string) error {
+	ctx, cancel := s.t.query.start(ctx)
+	defer cancel()
+	private := groupTopic(topic, s.group)
+	if err := errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, private)); err != nil {
+		return err
+	}
+	// initial_offset applies to the topic; the group's delayed messages
+	// are all its own.
+	newest := s.t.cfg.InitialOffset == Newest
+	for _, tp := range []string{topic, private} {
+		if err := s.t.schema.ensureGroupRow(ctx, s.t.db, tp, s.group, newest && tp == topic); err != nil {
+			return fmt.Errorf("%s: subscribe to %s: offsets of group %q: %w", s.t.dialect, tp, s.group, s.t.query.check(ctx, "insert", err))
+		}
+	}
+	return nil
+}
+
 // SubscribeInitialize creates the tables of topic and of the group's
-// private topic.
+// private topic, within query_timeout, and records a group new to topic,
+// so that with initial_offset newest it receives what is published from
+// now on, before it first subscribes (App.Prepare).
 func (s *groupSubscriber) SubscribeInitialize(topic string) error {
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("%s: subscribe: %w", s.t.dialect, err)
 	}
-	ctx := context.Background()
-	return errors.Join(s.t.ensureTables(ctx, topic), s.t.ensureTables(ctx, groupTopic(topic, s.group)))
+	return s.prepare(context.Background(), topic)
 }
 
 // Close ends every subscription and waits until their channels are closed.
@@ -181,84 +208,4 @@ func (s *groupSubscriber) Close() error {
 	_, err := s.subs.CloseAll()
 	s.wg.Wait()
 	return err
-}
-
-// stopBeginner is a wsql.Beginner on db whose transactions' queries are
-// cancelled when stop is done. Queries of a subscription are its SELECTs,
-// which read and lock its group's offsets row before any message of the
-// transaction is delivered, so cancelling one loses no ack. Statements
-// (acks, commits) are not cancelled by stop.
-type stopBeginner struct {
-	db   *stdsql.DB
-	stop context.Context
-}
-
-func (b stopBeginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx, error) {
-	tx, err := b.db.BeginTx(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return stopTx{Tx: tx, stop: b.stop}, nil
-}
-
-func (b stopBeginner) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
-	return b.db.ExecContext(ctx, query, args...)
-}
-
-func (b stopBeginner) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
-	return b.db.QueryContext(ctx, query, args...)
-}
-
-type stopTx struct {
-	*stdsql.Tx
-	stop context.Context
-}
-
-func (t stopTx) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
-	return t.Tx.ExecContext(ctx, query, args...)
-}
-
-func (t stopTx) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	unhook := context.AfterFunc(t.stop, cancel)
-	rows, err := t.Tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		unhook()
-		cancel()
-		return nil, err
-	}
-	return &stopRows{Rows: rows, done: func() { unhook(); cancel() }}, nil
-}
-
-// stopRows releases its query's context when closed.
-type stopRows struct {
-	*stdsql.Rows
-	done func()
-}
-
-func (r *stopRows) Close() error {
-	err := r.Rows.Close()
-	r.done()
-	return err
-}
-
-// quietOnStop is the logger of a group's watermill-sql subscriptions. Once
-// Close started, it cancels their queries, and watermill-sql reports each
-// cancelled query as an error; those are expected on every shutdown, so
-// they are logged at debug level, not as errors an operator must look at.
-type quietOnStop struct {
-	watermill.LoggerAdapter
-	stop context.Context
-}
-
-func (l quietOnStop) Error(msg string, err error, fields watermill.LogFields) {
-	if l.stop.Err() != nil {
-		l.LoggerAdapter.Debug(msg+" (subscriber closing)", fields.Add(watermill.LogFields{"error": err}))
-		return
-	}
-	l.LoggerAdapter.Error(msg, err, fields)
-}
-
-func (l quietOnStop) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return quietOnStop{LoggerAdapter: l.LoggerAdapter.With(fields), stop: l.stop}
 }
