@@ -183,6 +183,7 @@ func (a *App) register(name, topic string, fn message.HandlerFunc, opts []Handle
 	}
 	if h.ephemeral {
 		h.concurrency = 1
+		h.mw.DelayedRetry.Enabled = false
 		if name != "" {
 			h.group = a.cfg.Service.Name + "." + name + "." + a.instance
 		}

@@ -66,7 +66,9 @@ func Group(name string) HandlerOption {
 // on a transport that can ([transports.EphemeralSubscriber]) the broker
 // keeps nothing for it once the App stops. Elsewhere it consumes in a group
 // of its own, "<service.name>.<handler>.<instance id>". For messages meant
-// for one instance, such as replies to its requests; concurrency is 1.
+// for one instance, such as replies to its requests; concurrency is 1, and
+// delayed retries are off (a redelivery scheduled for the instance's group
+// would find no subscription after a restart).
 func Ephemeral() HandlerOption {
 	return func(h *handler) { h.ephemeral = true }
 }

@@ -36,10 +36,10 @@ type Subscribers[S interface {
 	ErrClosed error
 
 	// Concurrent makes [Subscribers.CloseAll] close all subscribers at
-	// once instead of one after another. A transport needs it when
-	// closing one subscriber can wait for another to let go of something:
-	// an SQL subscription waiting for its group's offsets row, which a
-	// subscription of another subscriber holds until that one is closed.
+	// once instead of one after another. A transport wants it when closing
+	// a subscriber can take a while, so that the waits do not add up: an
+	// SQL subscriber settles its batches first, which after a nack takes
+	// resend_interval.
 	Concurrent bool
 
 	mu     sync.Mutex // serialises Add, Remove and CloseAll; guards subs
