@@ -227,7 +227,7 @@ func TestKill(t *testing.T) {
 
 		count := func(table string) (all, distinct int) {
 			t.Helper()
-			if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT id) FROM ` + p + table).Scan(&all, &distinct); err != nil {
+			if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT id) FROM `+p+table).Scan(&all, &distinct); err != nil {
 				t.Fatal(err)
 			}
 			return all, distinct

@@ -12,7 +12,9 @@ type ChargeCard struct {
 	OrderID string `json:"order_id"`
 	Cents   int    `json:"cents"`
 }
-type CardCharged struct{ OrderID string `json:"order_id"` }
+type CardCharged struct {
+	OrderID string `json:"order_id"`
+}
 
 // RegisterPayments charges each card once, whatever the broker redelivers:
 // the payment row, the command's "handled" mark and the CardCharged event

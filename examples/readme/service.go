@@ -8,8 +8,12 @@ import (
 	"github.com/millrace/millrace/framework"
 )
 
-type PlaceOrder struct{ OrderID string `json:"order_id"` }
-type OrderPlaced struct{ OrderID string `json:"order_id"` }
+type PlaceOrder struct {
+	OrderID string `json:"order_id"`
+}
+type OrderPlaced struct {
+	OrderID string `json:"order_id"`
+}
 
 func Register(app *framework.App) {
 	framework.Handle(app, "place-order", "orders.commands", func(ctx context.Context, cmd PlaceOrder) error {

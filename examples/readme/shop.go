@@ -12,8 +12,12 @@ type ReserveTable struct {
 	ID     string `json:"id"`
 	Guests int    `json:"guests"`
 }
-type TableReserved struct{ Table string `json:"table"` }
-type GetOrder struct{ OrderID string `json:"order_id"` }
+type TableReserved struct {
+	Table string `json:"table"`
+}
+type GetOrder struct {
+	OrderID string `json:"order_id"`
+}
 type OrderView struct{ OrderID, Status string }
 
 func RegisterShop(bus *cqrs.Bus, views func(orderID string) OrderView) {
