@@ -252,17 +252,40 @@ func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Deliv
 			acks.add(d.DeliveryTag)
 			return nil
 		case <-msg.Nacked():
-			acks.flush()
-			_ = d.Nack(false, true)
+			settleNacked(d, acks)
 			return nil
 		case <-acks.due():
 			acks.flush()
 		case <-ctx.Done():
+			settleIfDone(msg, d, acks)
 			return ctx.Err()
 		case <-s.closing:
+			settleIfDone(msg, d, acks)
 			return errClosed
 		}
 	}
+}
+
+// settleIfDone settles d if its message was acked or nacked already. The
+// subscription ends: a select that sees the end and the ack at once picks
+// either, and the ack of a message handled just before a graceful shutdown
+// closed the subscriber must reach the broker rather than be lost, and the
+// message delivered again, when the channel closes.
+func settleIfDone(msg *message.Message, d amqp091.Delivery, acks *ackBatch) {
+	select {
+	case <-msg.Acked():
+		acks.add(d.DeliveryTag)
+	case <-msg.Nacked():
+		settleNacked(d, acks)
+	default:
+	}
+}
+
+// settleNacked requeues d at once, after the held acks of the messages
+// before it.
+func settleNacked(d amqp091.Delivery, acks *ackBatch) {
+	acks.flush()
+	_ = d.Nack(false, true)
 }
 
 // declareQueue declares topic's exchange and queue with the configured
