@@ -11,6 +11,11 @@
 //     message, and the subscriptions of one group compete for the messages
 //     of its queue. A group's queue exists from its first Subscribe (or
 //     SubscribeInitialize) on; messages published before are not kept for it.
+//   - For one process. Transport.SubscribeEphemeral
+//     (transports.EphemeralSubscriber) consumes a server-named, exclusive,
+//     auto-deleted queue bound to the topic: it receives what is published
+//     after it opened, and the broker deletes the queue when it ends.
+//     Request/reply and query replies read each instance's replies this way.
 //   - At least once. A message is acked on the broker after the handler
 //     acked it; a nack, or closing the subscription first, requeues it at
 //     once. Messages are persistent and publishes confirmed by default.
