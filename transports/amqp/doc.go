@@ -28,9 +28,13 @@
 //     removing them: this is how the poison topic holds its messages.
 //   - Other clients. Metadata travels as string AMQP headers and the id as
 //     header _watermill_message_uuid and as the message-id property, so any
-//     AMQP client sees both. A message from a client that set no
-//     _watermill_message_uuid gets the id "amqp:<message-id>", or a random
-//     one without message-id; non-string headers become text.
+//     AMQP client sees both. The envelope sets the matching properties too
+//     (content-type, correlation-id, type, app-id, reply-to, timestamp;
+//     expiration from MetadataExpiration), and a foreign message's
+//     properties are read into those metadata keys. A message from a client
+//     that set no _watermill_message_uuid gets the id "amqp:<message-id>",
+//     or a random one without message-id; non-string headers arrive as JSON
+//     text.
 //   - Publishing. Publish is safe for concurrent use; concurrent calls share
 //     a few channels and wait only for their own confirms. While the broker
 //     is unreachable Publish fails; it reconnects on the next call, so a
