@@ -21,10 +21,11 @@ type Definition struct {
 	Name string
 	// Tables are the names of the read model's tables as readers see them:
 	// each is a view of the live generation's table (see [Generation]).
-	// Same rules as Name. Required.
+	// Same rules as Name. A projection without tables of its own (one that
+	// writes through the outbox, say) has none.
 	Tables []string
 	// Schema returns the statements that create the read model's tables of
-	// generation g, named by g.Table. Required.
+	// generation g, named by g.Table. Required with Tables.
 	Schema func(g Generation) []string
 	// Handlers apply events to the read model, one per event type (made by
 	// [On]); events of other types are skipped. Required.
@@ -81,9 +82,6 @@ func (d *Definition) validate() (map[string]Handler, error) {
 	if !identifier.MatchString(d.Name) {
 		problems = append(problems, fmt.Sprintf("Name %q: a letter or underscore, then letters, digits and underscores, at most 40", d.Name))
 	}
-	if len(d.Tables) == 0 {
-		problems = append(problems, "Tables is empty")
-	}
 	seen := map[string]bool{}
 	for i, t := range d.Tables {
 		switch {
@@ -94,7 +92,7 @@ func (d *Definition) validate() (map[string]Handler, error) {
 		}
 		seen[t] = true
 	}
-	if d.Schema == nil {
+	if d.Schema == nil && len(d.Tables) > 0 {
 		problems = append(problems, "Schema is nil")
 	}
 	if len(d.Handlers) == 0 {

@@ -87,7 +87,9 @@ type notifying interface {
 // first generation (def.Schema), live from the first event; it drops the
 // tables of generations a switch retired. A store that notifies on commit
 // (package sql's on PostgreSQL) wakes the projector within milliseconds of
-// a commit; otherwise it polls every cfg.PollInterval.
+// a commit; otherwise it polls every cfg.PollInterval. store may be nil
+// for a projection fed only by [Projector.Consume]: then Run, CatchUp and
+// Rebuild fail.
 func New(ctx context.Context, db *sql.DB, store eventstore.Store, def Definition, cfg Config, opts ...Option) (*Projector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -96,8 +98,8 @@ func New(ctx context.Context, db *sql.DB, store eventstore.Store, def Definition
 	if err != nil {
 		return nil, err
 	}
-	if db == nil || store == nil {
-		return nil, fmt.Errorf("projection %s: nil database or store", def.Name)
+	if db == nil {
+		return nil, fmt.Errorf("projection %s: nil database", def.Name)
 	}
 	p := &Projector{
 		db: db, store: store, def: def, handlers: handlers, cfg: cfg,
@@ -226,12 +228,18 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 	}
 }
 
+// errNoStore: a projection without a store has nothing to follow.
+var errNoStore = errors.New("projection: no event store to follow (a projection fed by Consume)")
+
 // errSwitched: the generation built is no longer building.
 var errSwitched = errors.New("generation is no longer building")
 
 // batch applies one batch to the live generation (gen 0) or to generation
 // gen, which must be building. caughtUp reports a batch that was not full.
 func (p *Projector) batch(ctx context.Context, gen int) (n int, caughtUp bool, err error) {
+	if p.store == nil {
+		return 0, false, errNoStore
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
 	defer cancel()
 	tx, err := p.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})

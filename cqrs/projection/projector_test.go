@@ -162,9 +162,8 @@ func TestNew_RejectsBadDefinitionsAndConfigNamingTheField(t *testing.T) {
 		want string
 	}{
 		{"bad name", func(d *projection.Definition) { d.Name = "p-1" }, nil, `Name "p-1"`},
-		{"no tables", func(d *projection.Definition) { d.Tables = nil }, nil, "Tables is empty"},
+		{"tables without schema", func(d *projection.Definition) { d.Schema = nil }, nil, "Schema is nil"},
 		{"bad table", func(d *projection.Definition) { d.Tables = []string{"a;drop"} }, nil, `Tables[0] "a;drop"`},
-		{"no schema", func(d *projection.Definition) { d.Schema = nil }, nil, "Schema is nil"},
 		{"no handlers", func(d *projection.Definition) { d.Handlers = nil }, nil, "Handlers is empty"},
 		{"a type twice", func(d *projection.Definition) { d.Handlers = append(d.Handlers, d.Handlers[0]) }, nil, "Deposited is handled twice"},
 		{"zero handler", func(d *projection.Definition) { d.Handlers = append(d.Handlers, projection.Handler{}) }, nil, "Handlers[2] was not made by projection.On"},

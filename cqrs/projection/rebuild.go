@@ -77,6 +77,9 @@ func (p *Projector) Live(ctx context.Context) (Generation, error) {
 // goes on from where the last one stopped, with the generation it had
 // begun, its tables as the Schema of then created them.
 func (p *Projector) Rebuild(ctx context.Context) error {
+	if p.store == nil {
+		return errNoStore
+	}
 	gen, err := p.beginRebuild(ctx)
 	if err != nil {
 		return err
@@ -246,7 +249,11 @@ func (p *Projector) createGeneration(ctx context.Context, c *sql.Conn, gen int, 
 	if err := p.dropTables(ctx, c, g); err != nil {
 		return err
 	}
-	if err := execAll(ctx, c, p.def.Schema(g)); err != nil {
+	var schema []string
+	if p.def.Schema != nil {
+		schema = p.def.Schema(g)
+	}
+	if err := execAll(ctx, c, schema); err != nil {
 		return p.fail(ctx, fmt.Sprintf("create the tables of generation %d (Schema)", gen), err)
 	}
 	if _, err := c.ExecContext(ctx, p.st.setState, state, p.def.Name, gen); err != nil {
