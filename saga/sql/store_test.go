@@ -109,4 +109,3 @@ func TestConfig_Validate(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
-
