@@ -63,8 +63,8 @@ func loadService(root string, modBytes []byte) (*service, error) {
 	}
 	var found []*service
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		if info, err := os.Stat(filepath.Join(root, e.Name())); err != nil || !info.IsDir() {
+			continue // a link to a directory counts: writing through it is refused later
 		}
 		gen, err := os.ReadFile(filepath.Join(root, e.Name(), "register_gen.go"))
 		if err != nil || !isGenerated(gen) {
