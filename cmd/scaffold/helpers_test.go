@@ -70,7 +70,6 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
-
 // writeService writes the rendered test service into a new directory, as
 // scaffold new does without tidying, and returns it.
 func writeService(t *testing.T) string {
