@@ -48,7 +48,7 @@ func TestAdd_DryRunWritesNothing(t *testing.T) {
 	if treeHash(t, root) != before {
 		t.Error("--dry-run changed the tree")
 	}
-	for _, want := range []string{"would be created orders/refund_command.go (", "would be updated orders/register_gen.go (", "dry run: nothing written (3 file(s) would be written)"} {
+	for _, want := range []string{"would be created internal/orders/refund_command.go (", "would be updated internal/orders/register_gen.go (", "dry run: nothing written (3 file(s) would be written)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -63,7 +63,7 @@ func TestAdd_UserFilesAreSkippedUnlessForced(t *testing.T) {
 	if code, _, errOut := scaffold(t, "add", "event", "Refunded", "--dir", root); code != 0 {
 		t.Fatal(errOut)
 	}
-	path := filepath.Join(root, "orders", "refunded_event.go")
+	path := filepath.Join(root, "internal", "orders", "refunded_event.go")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestAdd_UserFilesAreSkippedUnlessForced(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errOut)
 	}
-	if !strings.Contains(out, "skipped     orders/refunded_event.go (exists and differs: --force to overwrite)") || !strings.Contains(out, "1 file(s) skipped") {
+	if !strings.Contains(out, "skipped     internal/orders/refunded_event.go (exists and differs: --force to overwrite)") || !strings.Contains(out, "1 file(s) skipped") {
 		t.Errorf("output:\n%s", out)
 	}
 	if got, _ := os.ReadFile(path); string(got) != edited {
@@ -86,7 +86,7 @@ func TestAdd_UserFilesAreSkippedUnlessForced(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errOut)
 	}
-	if !strings.Contains(out, "overwritten orders/refunded_event.go") {
+	if !strings.Contains(out, "overwritten internal/orders/refunded_event.go") {
 		t.Errorf("output:\n%s", out)
 	}
 	if got, _ := os.ReadFile(path); string(got) != string(b) {
@@ -98,14 +98,14 @@ func TestAdd_UserFilesAreSkippedUnlessForced(t *testing.T) {
 // piece's files and register_gen.go.
 func TestAdd_EditsElsewhereSurvive(t *testing.T) {
 	root := writeService(t)
-	cmd := filepath.Join(root, "orders", "place_order_command.go")
+	cmd := filepath.Join(root, "internal", "orders", "place_order_command.go")
 	b, err := os.ReadFile(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	edited := strings.Replace(string(b), "ID string `json:\"id\"` // TODO: the command's fields", "ID       string `json:\"id\"`\n\tCustomer string `json:\"customer\"`", 1)
 	write(t, cmd, edited)
-	write(t, filepath.Join(root, "orders", "stock.go"), "package orders\n\n// Stock is the user's own code.\ntype Stock map[string]int\n")
+	write(t, filepath.Join(root, "internal", "orders", "stock.go"), "package orders\n\n// Stock is the user's own code.\ntype Stock map[string]int\n")
 	for _, args := range [][]string{{"command", "ReserveStock"}, {"event", "StockReserved"}, {"query", "GetStock"}} {
 		if code, _, errOut := scaffold(t, append([]string{"add", "--dir", root}, args...)...); code != 0 {
 			t.Fatal(errOut)
@@ -114,7 +114,7 @@ func TestAdd_EditsElsewhereSurvive(t *testing.T) {
 	if got, _ := os.ReadFile(cmd); string(got) != edited {
 		t.Error("an edit of place_order_command.go was lost")
 	}
-	gen, err := os.ReadFile(filepath.Join(root, "orders", "register_gen.go"))
+	gen, err := os.ReadFile(filepath.Join(root, "internal", "orders", "register_gen.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestAdd_GeneratedFileWithoutHeaderIsTheUsers(t *testing.T) {
 	if code, _, errOut := scaffold(t, "add", "command", "Refund", "--dir", root); code != 0 {
 		t.Fatal(errOut)
 	}
-	test := filepath.Join(root, "orders", "register_gen_test.go")
+	test := filepath.Join(root, "internal", "orders", "register_gen_test.go")
 	b, _ := os.ReadFile(test)
 	mine := strings.TrimPrefix(string(b), generatedHeader+"\n")
 	write(t, test, mine)
@@ -143,7 +143,7 @@ func TestAdd_GeneratedFileWithoutHeaderIsTheUsers(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errOut)
 	}
-	if got, _ := os.ReadFile(test); string(got) != mine || !strings.Contains(out, "skipped     orders/register_gen_test.go (it lacks the scaffold header") {
+	if got, _ := os.ReadFile(test); string(got) != mine || !strings.Contains(out, "skipped     internal/orders/register_gen_test.go (it lacks the scaffold header") {
 		t.Errorf("output:\n%s", out)
 	}
 }

@@ -48,11 +48,11 @@ func TestAdd_Golden(t *testing.T) {
 			golden(t, "add_"+k.name+"/stdout", []byte(out))
 			code1, test1 := k.files(name)
 			for _, p := range []string{code1, test1, "register_gen.go"} {
-				b, err := os.ReadFile(filepath.Join(root, "orders", p))
+				b, err := os.ReadFile(filepath.Join(root, "internal", "orders", p))
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, "add_"+k.name+"/orders/"+p, b)
+				golden(t, "add_"+k.name+"/internal/orders/"+p, b)
 			}
 		})
 	}
@@ -63,12 +63,12 @@ func TestAdd_Golden(t *testing.T) {
 func TestSync_Golden(t *testing.T) {
 	root := writeService(t)
 	for _, f := range []string{"order_placed_event.go", "order_placed_event_test.go"} {
-		if err := os.Remove(filepath.Join(root, "orders", f)); err != nil {
+		if err := os.Remove(filepath.Join(root, "internal", "orders", f)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The command's handler publishes the event: the user edits that too.
-	cmd := filepath.Join(root, "orders", "place_order_command.go")
+	cmd := filepath.Join(root, "internal", "orders", "place_order_command.go")
 	b, err := os.ReadFile(cmd)
 	if err != nil {
 		t.Fatal(err)
@@ -81,11 +81,11 @@ func TestSync_Golden(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	golden(t, "sync/stdout", []byte(out))
-	gen, err := os.ReadFile(filepath.Join(root, "orders", "register_gen.go"))
+	gen, err := os.ReadFile(filepath.Join(root, "internal", "orders", "register_gen.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "sync/orders/register_gen.go", gen)
+	golden(t, "sync/internal/orders/register_gen.go", gen)
 }
 
 // TestNew_ConfigOfEveryTransportLoads: config.yaml as rendered for each

@@ -109,7 +109,7 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 Creates the service <name> in --dir (default ./<name>): go.mod (a replace to
 the millrace checkout, tidied offline from the module cache), main.go,
 wire.go and wire_gen.go, config.yaml, README.md, .gitignore, and package
-<name> with the command PlaceOrder and the event OrderPlaced, their handlers
+internal/<name> with the command PlaceOrder and the event OrderPlaced, their handlers
 and tests. It builds and its tests pass offline as it is written. Running it
 again on the service it made changes nothing; a directory that holds
 anything else is refused.`, stderr)
@@ -214,8 +214,8 @@ func cmdAdd(args []string, stdout, stderr io.Writer) error {
 
 Adds a piece to the service in --dir (or the one the current directory is
 in): its message types, its handler with TODOs where the logic goes, and its
-test, in <pkg>/<name>_<kind>.go and _test.go, and registers it by rewriting
-<pkg>/register_gen.go. The service builds and its tests pass afterwards.
+test, in internal/<pkg>/<name>_<kind>.go and _test.go, and registers it by rewriting
+internal/<pkg>/register_gen.go. The service builds and its tests pass afterwards.
 Running it again changes nothing.
 
 kinds:
@@ -272,7 +272,7 @@ func checkCollisions(svc *service, k kind, name string, piece []file, force bool
 		own[filepath.Base(f.path)] = true
 	}
 	if e, ok := scan.entry(name); ok && (e.Kind != k.name || !own[e.File]) {
-		return fmt.Errorf("%s is already registered as %s %s in %s/%s", name, e.Kind, e.Type, svc.pkg, e.File)
+		return fmt.Errorf("%s is already registered as %s %s in %s/%s", name, e.Kind, e.Type, pkgPath(svc.pkg), e.File)
 	}
 	ours := false
 	if e, ok := scan.entry(name); ok && e.Kind == k.name && own[e.File] {
@@ -284,7 +284,7 @@ func checkCollisions(svc *service, k kind, name string, piece []file, force bool
 			if own[d.file] && (ours || force) {
 				continue
 			}
-			problems = append(problems, fmt.Sprintf("%s is already declared at %s/%s", n, svc.pkg, d.pos))
+			problems = append(problems, fmt.Sprintf("%s is already declared at %s/%s", n, pkgPath(svc.pkg), d.pos))
 		}
 	}
 	if len(problems) > 0 {
@@ -296,7 +296,7 @@ func checkCollisions(svc *service, k kind, name string, piece []file, force bool
 func cmdSync(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sync", `scaffold sync [flags]
 
-Rewrites <pkg>/register_gen.go and register_gen_test.go of the service in
+Rewrites internal/<pkg>/register_gen.go and register_gen_test.go of the service in
 --dir from the //scaffold: directives its package holds: run it after
 deleting or renaming a piece by hand.`, stderr)
 	dir := fs.String("dir", ".", "the service's directory (or any directory in it)")

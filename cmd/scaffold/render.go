@@ -91,7 +91,7 @@ var newFiles = []struct{ tmpl, out string }{
 	{"new/config.yaml.tmpl", "config.yaml"},
 	{"new/README.md.tmpl", "README.md"},
 	{"new/gitignore.tmpl", ".gitignore"},
-	{"new/doc.go.tmpl", "{{pkg}}/doc.go"},
+	{"new/doc.go.tmpl", "{{pkg}}/doc.go"}, // {{pkg}}: pkgPath(Package)
 }
 
 // renderNew renders a whole service: a pure function of s.
@@ -99,7 +99,7 @@ func renderNew(s newSpec) ([]file, error) {
 	data := map[string]any{
 		"Service": s.Service, "Module": s.Module, "Package": s.Package, "Transport": s.Transport,
 		"Millrace": s.Millrace, "GoVersion": s.GoVersion, "Transports": transportKinds,
-		"Command": firstCommand, "Event": firstEvent,
+		"Command": firstCommand, "Event": firstEvent, "PackagePath": pkgPath(s.Package),
 	}
 	var out []file
 	for _, f := range newFiles {
@@ -107,7 +107,7 @@ func renderNew(s newSpec) ([]file, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, file{path: strings.ReplaceAll(f.out, "{{pkg}}", s.Package), data: b})
+		out = append(out, file{path: strings.ReplaceAll(f.out, "{{pkg}}", pkgPath(s.Package)), data: b})
 	}
 	out = append(out, file{path: "go.sum", data: s.GoSum})
 	cmd, err := renderPiece(kinds[0], s.Package, firstCommand, map[string]any{"Publishes": firstEvent})
@@ -121,7 +121,7 @@ func renderNew(s newSpec) ([]file, error) {
 	out = append(append(out, cmd...), ev...)
 	pkgFiles := map[string][]byte{}
 	for _, f := range out {
-		if dir, name := path.Split(f.path); dir == s.Package+"/" {
+		if dir, name := path.Split(f.path); dir == pkgPath(s.Package)+"/" {
 			pkgFiles[name] = f.data
 		}
 	}
@@ -152,7 +152,7 @@ func renderPiece(k kind, pkg, name string, extra map[string]any) ([]file, error)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, file{path: pkg + "/" + f.out, data: b})
+		out = append(out, file{path: pkgPath(pkg) + "/" + f.out, data: b})
 	}
 	return out, nil
 }
@@ -195,10 +195,15 @@ func renderGenerated(pkg string, pkgFiles map[string][]byte) ([]file, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, file{path: pkg + "/" + f.out, data: b, generated: true})
+		out = append(out, file{path: pkgPath(pkg) + "/" + f.out, data: b, generated: true})
 	}
 	return out, nil
 }
+
+// pkgPath is the directory of the handlers' package pkg, relative to the
+// service's root: under internal/, so that nothing outside the service
+// imports it, and so that it is not where go build writes the binary.
+func pkgPath(pkg string) string { return "internal/" + pkg }
 
 // isGenerated reports whether b is a file scaffold owns.
 func isGenerated(b []byte) bool { return bytes.HasPrefix(b, []byte(generatedHeader+"\n")) }

@@ -28,7 +28,7 @@ type service struct {
 var errNotService = errors.New("not inside a service made by scaffold new")
 
 // findService finds the service that dir is in: the nearest directory
-// upwards with a go.mod whose direct subdirectory holds a register_gen.go
+// upwards with a go.mod, which must have an internal/<package>/register_gen.go
 // written by scaffold.
 func findService(dir string) (*service, error) {
 	abs, err := filepath.Abs(dir)
@@ -57,28 +57,29 @@ func loadService(root string, modBytes []byte) (*service, error) {
 	if mod.Module == nil {
 		return nil, fmt.Errorf("%s/go.mod has no module line", root)
 	}
-	entries, err := os.ReadDir(root)
-	if err != nil {
+	internal := filepath.Join(root, "internal")
+	entries, err := os.ReadDir(internal)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	var found []*service
 	for _, e := range entries {
-		if info, err := os.Stat(filepath.Join(root, e.Name())); err != nil || !info.IsDir() {
+		if info, err := os.Stat(filepath.Join(internal, e.Name())); err != nil || !info.IsDir() {
 			continue // a link to a directory counts: writing through it is refused later
 		}
-		gen, err := os.ReadFile(filepath.Join(root, e.Name(), "register_gen.go"))
+		gen, err := os.ReadFile(filepath.Join(internal, e.Name(), "register_gen.go"))
 		if err != nil || !isGenerated(gen) {
 			continue
 		}
 		f, err := parser.ParseFile(token.NewFileSet(), "register_gen.go", gen, parser.PackageClauseOnly)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(root, e.Name(), "register_gen.go"), err)
+			return nil, fmt.Errorf("%s: %w", filepath.Join(internal, e.Name(), "register_gen.go"), err)
 		}
-		found = append(found, &service{root: root, module: mod.Module.Mod.Path, pkg: f.Name.Name, pkgDir: filepath.Join(root, e.Name())})
+		found = append(found, &service{root: root, module: mod.Module.Mod.Path, pkg: f.Name.Name, pkgDir: filepath.Join(internal, e.Name())})
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%s (module %s) is %w: none of its directories has a register_gen.go that begins %q", root, mod.Module.Mod.Path, errNotService, generatedHeader)
+		return nil, fmt.Errorf("%s (module %s) is %w: no internal/<package>/register_gen.go that begins %q", root, mod.Module.Mod.Path, errNotService, generatedHeader)
 	case 1:
 	default:
 		var dirs []string
@@ -118,7 +119,7 @@ func (s *service) overlay(files []file, force bool) map[string][]byte {
 	}
 	for _, f := range files {
 		dir, name := filepath.Split(filepath.FromSlash(f.path))
-		if filepath.Clean(dir) != s.pkg {
+		if filepath.ToSlash(filepath.Clean(dir)) != pkgPath(s.pkg) {
 			continue
 		}
 		if old, exists := out[name]; exists && !force && !bytes.Equal(old, f.data) && !(f.generated && isGenerated(old)) {

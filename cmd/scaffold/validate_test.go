@@ -96,39 +96,39 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 		{name: "not exported", args: []string{"command", "placeOrder"}, code: 1, want: `name "placeOrder" is not exported (it must start with an upper-case letter, e.g. "PlaceOrder")`},
 		{name: "generated name", args: []string{"command", "Register"}, code: 1, want: `name "Register" is declared by the generated register_gen.go`},
 		{name: "test name", args: []string{"query", "TestStock"}, code: 1, want: `name "TestStock" starts with Test`},
-		{name: "registered as another kind", args: []string{"command", "OrderPlaced"}, code: 1, want: "OrderPlaced is already registered as event OrderPlaced in orders/order_placed_event.go"},
+		{name: "registered as another kind", args: []string{"command", "OrderPlaced"}, code: 1, want: "OrderPlaced is already registered as event OrderPlaced in internal/orders/order_placed_event.go"},
 		{
-			name: "type declared by the user", args: []string{"command", "Refund"}, code: 1, want: "command Refund collides with what package orders has: Refund is already declared at orders/refund.go:3:6",
+			name: "type declared by the user", args: []string{"command", "Refund"}, code: 1, want: "command Refund collides with what package orders has: Refund is already declared at internal/orders/refund.go:3:6",
 			setup: func(t *testing.T, root string) string {
-				write(t, filepath.Join(root, "orders", "refund.go"), "package orders\n\ntype Refund struct{}\n")
+				write(t, filepath.Join(root, "internal", "orders", "refund.go"), "package orders\n\ntype Refund struct{}\n")
 				return ""
 			},
 		},
 		{
-			name: "query answer declared by the user", args: []string{"query", "GetStock"}, code: 1, want: "GetStockResult is already declared at orders/stock.go:3:6",
+			name: "query answer declared by the user", args: []string{"query", "GetStock"}, code: 1, want: "GetStockResult is already declared at internal/orders/stock.go:3:6",
 			setup: func(t *testing.T, root string) string {
-				write(t, filepath.Join(root, "orders", "stock.go"), "package orders\n\ntype GetStockResult struct{}\n")
+				write(t, filepath.Join(root, "internal", "orders", "stock.go"), "package orders\n\ntype GetStockResult struct{}\n")
 				return ""
 			},
 		},
 		{
-			name: "piece file written by hand", args: []string{"command", "Refund"}, code: 1, want: "Refund is already declared at orders/refund_command.go:3:6",
+			name: "piece file written by hand", args: []string{"command", "Refund"}, code: 1, want: "Refund is already declared at internal/orders/refund_command.go:3:6",
 			setup: func(t *testing.T, root string) string {
-				write(t, filepath.Join(root, "orders", "refund_command.go"), "package orders\n\ntype Refund struct{}\n")
+				write(t, filepath.Join(root, "internal", "orders", "refund_command.go"), "package orders\n\ntype Refund struct{}\n")
 				return ""
 			},
 		},
 		{
 			name: "bad directive", args: []string{"command", "Refund"}, code: 1, want: `directive "//scaffold:command Refund": registerRefund must be func registerRefund(bus *cqrs.Bus)`,
 			setup: func(t *testing.T, root string) string {
-				write(t, filepath.Join(root, "orders", "refund.go"), "package orders\n\ntype Refund struct{}\n\n//scaffold:command Refund\nfunc registerRefund() {}\n")
+				write(t, filepath.Join(root, "internal", "orders", "refund.go"), "package orders\n\ntype Refund struct{}\n\n//scaffold:command Refund\nfunc registerRefund() {}\n")
 				return ""
 			},
 		},
 		{
 			name: "directive of an unknown kind", args: []string{"command", "Refund"}, code: 1, want: `directive "//scaffold:widget Refund": unknown kind "widget"`,
 			setup: func(t *testing.T, root string) string {
-				write(t, filepath.Join(root, "orders", "refund.go"), "package orders\n\n//scaffold:widget Refund\nfunc registerRefund(bus *cqrs.Bus) {}\n")
+				write(t, filepath.Join(root, "internal", "orders", "refund.go"), "package orders\n\n//scaffold:widget Refund\nfunc registerRefund(bus *cqrs.Bus) {}\n")
 				return ""
 			},
 		},
@@ -137,7 +137,7 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 			setup: func(t *testing.T, root string) string { return t.TempDir() },
 		},
 		{
-			name: "a module scaffold did not make", args: []string{"command", "Refund"}, code: 1, want: "(module example.com/plain) is not inside a service made by scaffold new: none of its directories has a register_gen.go",
+			name: "a module scaffold did not make", args: []string{"command", "Refund"}, code: 1, want: "(module example.com/plain) is not inside a service made by scaffold new: no internal/<package>/register_gen.go",
 			setup: func(t *testing.T, root string) string {
 				dir := t.TempDir()
 				write(t, filepath.Join(dir, "go.mod"), "module example.com/plain\n")
@@ -146,24 +146,24 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 			},
 		},
 		{
-			name: "package directory leading out of the service", args: []string{"command", "Refund"}, code: 1, want: `path "orders/refund_command.go" escapes the target directory`,
+			name: "package directory leading out of the service", args: []string{"command", "Refund"}, code: 1, want: `path "internal/orders/refund_command.go" escapes the target directory`,
 			setup: func(t *testing.T, root string) string {
 				outside := t.TempDir()
-				if err := os.Rename(filepath.Join(root, "orders"), filepath.Join(outside, "orders")); err != nil {
+				if err := os.Rename(filepath.Join(root, "internal", "orders"), filepath.Join(outside, "orders")); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.Symlink(filepath.Join(outside, "orders"), filepath.Join(root, "orders")); err != nil {
+				if err := os.Symlink(filepath.Join(outside, "orders"), filepath.Join(root, "internal", "orders")); err != nil {
 					t.Fatal(err)
 				}
 				return ""
 			},
 		},
 		{
-			name: "piece file linking out of the service", args: []string{"command", "Refund"}, code: 1, want: `path "orders/refund_command.go" escapes the target directory`,
+			name: "piece file linking out of the service", args: []string{"command", "Refund"}, code: 1, want: `path "internal/orders/refund_command.go" escapes the target directory`,
 			setup: func(t *testing.T, root string) string {
 				target := filepath.Join(t.TempDir(), "elsewhere.go")
 				write(t, target, "package orders\n")
-				if err := os.Symlink(target, filepath.Join(root, "orders", "refund_command.go")); err != nil {
+				if err := os.Symlink(target, filepath.Join(root, "internal", "orders", "refund_command.go")); err != nil {
 					t.Fatal(err)
 				}
 				return ""
