@@ -160,8 +160,11 @@ func TestNew_SecondRunChangesNothing(t *testing.T) {
 	if treeHash(t, root) != before {
 		t.Errorf("the second new changed the tree:\n%s", out)
 	}
-	if strings.Contains(out, "created") || strings.Contains(out, "tidying") {
-		t.Errorf("the second new wrote:\n%s", out)
+	if strings.Contains(out, "created") || strings.Contains(out, "tidying") || strings.Contains(out, "skipped") {
+		t.Errorf("the second new wrote or skipped:\n%s", out)
+	}
+	if !strings.Contains(out, "kept        go.mod (exists; go mod tidy keeps it current") {
+		t.Errorf("go.mod not kept:\n%s", out)
 	}
 }
 

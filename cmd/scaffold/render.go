@@ -30,6 +30,10 @@ type file struct {
 	// whenever what they are made from changed. Others are the user's
 	// once written.
 	generated bool
+	// tidied marks go.mod and go.sum: go mod tidy rewrites them after
+	// they are written, so an existing one that differs is kept, not
+	// reported as the user's (--force still rewrites it).
+	tidied bool
 }
 
 // execute renders the template at name (a path in [templates.FS]) with
@@ -107,9 +111,9 @@ func renderNew(s newSpec) ([]file, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, file{path: strings.ReplaceAll(f.out, "{{pkg}}", pkgPath(s.Package)), data: b})
+		out = append(out, file{path: strings.ReplaceAll(f.out, "{{pkg}}", pkgPath(s.Package)), data: b, tidied: f.out == "go.mod"})
 	}
-	out = append(out, file{path: "go.sum", data: s.GoSum})
+	out = append(out, file{path: "go.sum", data: s.GoSum, tidied: true})
 	cmd, err := renderPiece(kinds[0], s.Package, firstCommand, map[string]any{"Publishes": firstEvent})
 	if err != nil {
 		return nil, err

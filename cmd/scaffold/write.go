@@ -30,6 +30,7 @@ type writeResult struct {
 //	skipped      it is the user's and differs (written only with --force)
 //	overwritten  it was the user's and differed, and force was given
 //	updated      it is scaffold's own (register_gen.go) and changed
+//	kept         it is go.mod or go.sum, exists and differs (tidied before)
 //
 // Every path is checked before anything is written: a path that leaves
 // root, also through a symbolic link, is an error and nothing is written.
@@ -62,6 +63,8 @@ func writeFiles(root string, files []file, opts writeOptions, out io.Writer) (wr
 			action = "updated"
 		case opts.force:
 			action = "overwritten"
+		case f.tidied:
+			action = "kept"
 		default:
 			action = "skipped"
 		}
@@ -77,6 +80,8 @@ func writeFiles(root string, files []file, opts writeOptions, out io.Writer) (wr
 			} else {
 				line += " (exists and differs: --force to overwrite)"
 			}
+		case "kept":
+			line += " (exists; go mod tidy keeps it current: --force rewrites it)"
 		case "unchanged":
 		default:
 			res.written++
