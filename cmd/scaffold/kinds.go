@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// A kind is a set of templates that scaffold add renders for one piece of
+// a service: add/<name>/<name>.go.tmpl and add/<name>/<name>_test.go.tmpl,
+// written to <snake(Name)>_<name>.go and its _test.go. The piece's file
+// declares a func register<Name>(bus *cqrs.Bus) marked with the directive
+//
+//	//scaffold:<name> <Name>
+//
+// which is all register_gen.go is made from: a new kind (aggregate,
+// projection, saga) is a new entry here and its two templates.
+type kind struct {
+	// name is the word on the command line and in the directive.
+	name string
+	// summary is what scaffold add --help says of it.
+	summary string
+	// order places its registrations in Register: lower first.
+	order int
+	// declares returns the package-level names its files declare for a
+	// piece called name, beyond name and register<name> (for collisions).
+	declares func(name string) []string
+	// data adds what its templates need beyond the common fields.
+	data func(d map[string]any, name string)
+	// sendable is the list of register_gen.go ([Send], [Publish]) it is
+	// in: "command", "event" or "".
+	sendable string
+}
+
+var kinds = []kind{
+	{
+		name: "command", order: 0, sendable: "command",
+		summary: "a command (a request to change something), its one handler and its tests",
+		data:    func(d map[string]any, name string) { d["Publishes"] = "" },
+	},
+	{
+		name: "event", order: 1, sendable: "event",
+		summary: "an event (something that happened), a handler of it and its test",
+		data:    func(d map[string]any, name string) { d["Handler"] = kebab(name) },
+	},
+	{
+		name: "query", order: 2,
+		summary:  "a query, its answer type <Name>Result, its handler and its test",
+		declares: func(name string) []string { return []string{name + "Result"} },
+		data:     func(d map[string]any, name string) { d["Result"] = name + "Result" },
+	},
+}
+
+// kindNamed returns the kind called name.
+func kindNamed(name string) (kind, error) {
+	for _, k := range kinds {
+		if k.name == name {
+			return k, nil
+		}
+	}
+	return kind{}, fmt.Errorf("unknown kind %q; scaffold add takes %s", name, kindList())
+}
+
+// kindList is the names of the kinds, for messages.
+func kindList() string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.name
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// files returns the paths, relative to the package directory, of the two
+// files of a piece of kind k called name.
+func (k kind) files(name string) (code, test string) {
+	base := snake(name) + "_" + k.name
+	return base + ".go", base + "_test.go"
+}
+
+// names returns every package-level name the files of a piece declare.
+func (k kind) names(name string) []string {
+	out := []string{name, "register" + name}
+	if k.declares != nil {
+		out = append(out, k.declares(name)...)
+	}
+	return out
+}
