@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -407,4 +408,78 @@ func names(spans tracetest.SpanStubs) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// On RabbitMQ, millrace_consumer_backlog is the depth of the handler's
+// queue: with prefetch 1 and the handler busy with the first of 6
+// messages, 5 wait; once it is let go, none. The poison topic's retained
+// queue holds none.
+func TestMetrics_BacklogOnRabbitMQ(t *testing.T) {
+	run := watermill.NewShortUUID()
+	topic, service := "backlog.jobs."+run, "backlog-"+run
+	t.Cleanup(func() { deleteAMQP(t, []string{topic}, []string{service}) })
+	reg, err := framework.Transports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := framework.Parse([]byte("observability:\n  addr: 127.0.0.1:0\n"), []string{
+		"MILLRACE_TRANSPORT_KIND=amqp",
+		"MILLRACE_TRANSPORT_AMQP_URL=" + rabbitURL,
+		"MILLRACE_TRANSPORT_AMQP_PREFETCH=1",
+		"MILLRACE_HANDLERS_CONCURRENCY=1",
+		"MILLRACE_SERVICE_NAME=" + service,
+	}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := framework.NewLogger(cfg, io.Discard)
+	tr, cleanup, err := framework.OpenTransport(context.Background(), cfg, reg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	app, err := framework.New(cfg, logger, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	release := make(chan struct{})
+	var releaseOnce atomic.Bool
+	letGo := func() {
+		if releaseOnce.CompareAndSwap(false, true) {
+			close(release)
+		}
+	}
+	t.Cleanup(letGo) // before the App stops: it waits for the handler
+	framework.Handle(app, "work", topic, func(context.Context, Job) error {
+		<-release
+		return nil
+	})
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := app.Publish(context.Background(), topic, Job{Key: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poison := middleware.TopicFor(service)
+	waitMetrics := func(what string, backlog float64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			fams := scrape(t, app)
+			b, p := value(fams, "millrace_consumer_backlog", "handler", "work"), value(fams, "millrace_poison_messages", "topic", poison)
+			if b == backlog && p == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: millrace_consumer_backlog %v, millrace_poison_messages %v; want %v and 0", what, b, p, backlog)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitMetrics("handler busy with the first of 6", 5)
+	letGo()
+	waitMetrics("all handled", 0)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/transports"
+	"github.com/millrace/millrace/transports/amqp"
 	"github.com/millrace/millrace/transports/transporttest"
 )
 
@@ -186,5 +188,77 @@ func TestSubscribeEphemeral_EndsWithTheTransport(t *testing.T) {
 	}
 	if _, err := tr.SubscribeEphemeral(t.Context(), topic); !errors.Is(err, transports.ErrClosed) {
 		t.Errorf("SubscribeEphemeral after Close: %v, want an error wrapping transports.ErrClosed", err)
+	}
+}
+
+// When the connection is lost, an ephemeral subscription's queue goes with
+// it; once the broker is reachable again the subscription declares a new
+// one and receives what is published from then on. Meanwhile CheckHealth
+// reports the lost connection, and nil again once it is back.
+func TestSubscribeEphemeral_ResumesWithANewQueueAfterAnOutage(t *testing.T) {
+	proxy := startOutageProxy(t, strings.TrimSuffix(strings.TrimPrefix(brokerURL, "amqp://guest:guest@"), "/"))
+	tr := openTransport(t, func(c *amqp.Config) {
+		c.URL = "amqp://guest:guest@" + proxy.addr + "/"
+		c.ReconnectInitialInterval = 50 * time.Millisecond
+		c.ReconnectMaxInterval = 200 * time.Millisecond
+	})
+	topic := uniqueTopic("ephemeral")
+	deleteLater(t, func() []string { return nil }, func() []string { return []string{topic} })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch, err := tr.SubscribeEphemeral(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := openTransport(t, nil).Publisher() // not through the proxy
+	if err := pub.Publish(topic, newMessage("before")); err != nil {
+		t.Fatal(err)
+	}
+	if m := transporttest.Receive(t, ch, 10*time.Second); string(m.Payload) != "before" {
+		t.Fatalf("received %q, want before", m.Payload)
+	}
+
+	proxy.down()
+	for tr.CheckHealth(ctx) == nil {
+		if ctx.Err() != nil {
+			t.Fatal("CheckHealth nil throughout the outage")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := proxy.up(); err != nil {
+		t.Fatal(err)
+	}
+	// What is published before the new queue is bound is not for this
+	// subscription: publish until one arrives.
+	for i := 0; ; i++ {
+		if err := pub.Publish(topic, newMessage(fmt.Sprint("after-", i))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				t.Fatal("subscription closed by the outage")
+			}
+			m.Ack()
+			if !strings.HasPrefix(string(m.Payload), "after-") {
+				t.Fatalf("received %q after the outage, want an after-N", m.Payload)
+			}
+		case <-time.After(100 * time.Millisecond):
+			if ctx.Err() != nil {
+				t.Fatal("nothing received within a minute of the outage's end")
+			}
+			continue
+		}
+		break
+	}
+	for {
+		err := tr.CheckHealth(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("CheckHealth after the outage: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -69,3 +69,62 @@ func ExampleTransport_Browse() {
 	// first
 	// second
 }
+
+// Read a topic for this process alone, as request/reply reads its replies:
+// the broker names the queue and deletes it when the subscription ends.
+func ExampleTransport_SubscribeEphemeral() {
+	tr, err := amqp.Open(context.Background(), *amqp.DefaultConfig(), transports.Deps{})
+	if err != nil {
+		panic(err)
+	}
+	defer tr.Close()
+
+	topic := "example.replies." + watermill.NewShortUUID()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends the subscription; the broker deletes its queue
+	replies, err := tr.SubscribeEphemeral(ctx, topic)
+	if err != nil {
+		panic(err)
+	}
+	if err := tr.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("42"))); err != nil {
+		panic(err)
+	}
+	m := <-replies
+	m.Ack()
+	fmt.Println(string(m.Payload))
+	cleanUp(topic, "")
+	// Output:
+	// 42
+}
+
+// How many messages wait for consumer group "billing" on topic "orders",
+// for an autoscaler or a readiness check.
+func ExampleTransport_Backlog() {
+	tr, err := amqp.Open(context.Background(), *amqp.DefaultConfig(), transports.Deps{})
+	if err != nil {
+		panic(err)
+	}
+	defer tr.Close()
+
+	topic := "example.orders." + watermill.NewShortUUID()
+	sub, err := tr.Subscriber("billing")
+	if err != nil {
+		panic(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil { // queue "<topic>.billing"
+		panic(err)
+	}
+	for range 3 {
+		if err := tr.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+			panic(err)
+		}
+	}
+	n, err := tr.Backlog(context.Background(), topic, "billing")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(n, "messages wait")
+	cleanUp(topic, topic+".billing")
+	// Output:
+	// 3 messages wait
+}

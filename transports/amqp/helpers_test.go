@@ -91,7 +91,8 @@ func newMessage(payload string) *message.Message {
 	return message.NewMessage(watermill.NewUUID(), []byte(payload))
 }
 
-// cleanUp deletes queue and exchange, for examples (which have no t).
+// cleanUp deletes queue (unless "") and exchange, for examples (which have
+// no t).
 func cleanUp(exchange, queue string) {
 	conn, err := amqp091.Dial(brokerURL)
 	if err != nil {
@@ -99,7 +100,9 @@ func cleanUp(exchange, queue string) {
 	}
 	defer conn.Close()
 	if ch, err := conn.Channel(); err == nil {
-		_, _ = ch.QueueDelete(queue, false, false, false)
+		if queue != "" {
+			_, _ = ch.QueueDelete(queue, false, false, false)
+		}
 		_ = ch.ExchangeDelete(exchange, false, false)
 		_ = ch.Close()
 	}
