@@ -55,10 +55,18 @@ type Config struct {
 	// CleanupInterval is how often the relay deletes sent messages older
 	// than Retention; default 1m.
 	CleanupInterval time.Duration
-	// CallTimeout bounds every statement of the outbox and the relay, and
-	// a relay transaction, so that a database that does not answer fails
-	// the call instead of holding it; default 10s.
+	// CallTimeout bounds every statement of the outbox and the relay, so
+	// that a database that does not answer fails the call instead of
+	// holding it; default 10s.
 	CallTimeout time.Duration
+	// PublishTimeout bounds the relay's publish of one batch to the broker
+	// (confirms included); default 30s. A batch that times out stays in the
+	// outbox, and the relay tries again with half as many messages per
+	// batch (back up to BatchSize as batches succeed). The relay's
+	// transaction, which holds its lease, lives for at most
+	// 4×CallTimeout + PublishTimeout, so the lease is never given up while
+	// the relay still publishes.
+	PublishTimeout time.Duration
 	// Upcasters, when set, upcast each message the relay publishes whose
 	// message_type has an upcaster, as the event store upcasts its reads
 	// (see [eventstore.Upcasters]): a message written by older code as
@@ -72,7 +80,7 @@ func DefaultConfig(d Dialect) Config {
 	c := Config{
 		Dialect: d, TablePrefix: "millrace_", Relay: true, BatchSize: 500,
 		PollInterval: time.Second, Retention: time.Hour, CleanupInterval: time.Minute,
-		CallTimeout: 10 * time.Second,
+		CallTimeout: 10 * time.Second, PublishTimeout: 30 * time.Second,
 	}
 	if d == MySQL {
 		c.PollInterval = 100 * time.Millisecond
@@ -97,7 +105,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"PollInterval", c.PollInterval}, {"Retention", c.Retention}, {"CleanupInterval", c.CleanupInterval}, {"CallTimeout", c.CallTimeout}} {
+	}{{"PollInterval", c.PollInterval}, {"Retention", c.Retention}, {"CleanupInterval", c.CleanupInterval}, {"CallTimeout", c.CallTimeout}, {"PublishTimeout", c.PublishTimeout}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("outbox: %s %s: must be greater than 0", d.name, d.v))
 		}

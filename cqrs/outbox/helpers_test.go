@@ -79,6 +79,11 @@ func dropLater(t testing.TB, b backend, db *sql.DB, prefix string) {
 type flaky struct {
 	transports.Transport
 	down atomic.Bool
+	// slowAbove, when > 0, makes a publish of more messages than it take
+	// slowFor and then fail, as a broker that cannot confirm a large batch
+	// in time.
+	slowAbove atomic.Int64
+	slowFor   time.Duration
 }
 
 func (f *flaky) Publisher() message.Publisher { return flakyPublisher{f} }
@@ -90,6 +95,10 @@ var errBrokerDown = errors.New("broker down")
 func (p flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.f.down.Load() {
 		return errBrokerDown
+	}
+	if n := p.f.slowAbove.Load(); n > 0 && int64(len(msgs)) > n {
+		time.Sleep(p.f.slowFor)
+		return errors.New("broker: no confirm in time")
 	}
 	return p.f.Transport.Publisher().Publish(topic, msgs...)
 }

@@ -39,6 +39,7 @@ type Outbox struct {
 	stmt statements
 
 	prepared map[string]bool // topic\x00group prepared by the relay (relay goroutine only)
+	batch    int             // the relay's batch size now (relay goroutine only; 0: BatchSize)
 	stats    stats
 }
 
@@ -58,11 +59,13 @@ func New(ctx context.Context, bus *cqrs.Bus, db *sql.DB, cfg Config) (*Outbox, e
 	if err := o.createSchema(ctx); err != nil {
 		return nil, err
 	}
+	// Metrics first: a second outbox on the same table fails here, before
+	// its relay is registered with the App.
+	if err := o.app.RegisterMetrics(newCollector(o)); err != nil {
+		return nil, fmt.Errorf("outbox: metrics of table %s: %w", cfg.TablePrefix+"outbox", err)
+	}
 	if cfg.Relay {
 		o.app.Go("outbox relay", o.relay)
-	}
-	if err := o.app.RegisterMetrics(collector{o}); err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	return o, nil
 }
@@ -191,13 +194,16 @@ func (o *Outbox) InTx(ctx context.Context, fn func(ctx context.Context, tx *sql.
 	if err != nil {
 		return fmt.Errorf("outbox: begin: %w", err)
 	}
+	// Rolled back on every way out but a commit, a panic in fn included: an
+	// open transaction would hold its connection and, on PostgreSQL, hold
+	// back every relay of the database (they relay below the oldest open
+	// transaction).
+	defer func() { _ = tx.Rollback() }()
 	if err := fn(ctx, tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if mark != nil {
 		if err := mark.CompleteTx(ctx, tx, claim.Key, claim.Owner, claim.TTL); err != nil {
-			_ = tx.Rollback()
 			return fmt.Errorf("outbox: mark %s done: %w", claim.Key, err)
 		}
 	}

@@ -18,8 +18,9 @@ import (
 
 // stats count what the relay did.
 type stats struct {
-	relayed atomic.Int64
-	batches atomic.Int64
+	relayed      atomic.Int64
+	batches      atomic.Int64
+	scrapeWarned atomic.Int64 // unix nanoseconds of the last failed scrape's warning
 }
 
 // Stats are the relay's counts since the outbox was made.
@@ -58,7 +59,7 @@ func (o *Outbox) relay(ctx context.Context) error {
 			return nil
 		default:
 		}
-		n, locked, err := o.relayBatch(context.WithoutCancel(ctx))
+		n, full, locked, err := o.relayBatch(context.WithoutCancel(ctx))
 		switch {
 		case err != nil:
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
@@ -72,7 +73,7 @@ func (o *Outbox) relay(ctx context.Context) error {
 				o.app.Logger().Warn("outbox relay: cleanup failed", slog.Any("error", err))
 			}
 		}
-		if err == nil && n == o.cfg.BatchSize {
+		if err == nil && full {
 			continue // more waiting
 		}
 		if n > 0 {
@@ -123,37 +124,68 @@ type outgoing struct {
 	msg   *message.Message
 }
 
-// relayBatch relays one batch. locked reports whether this relay held the
-// lease (false: another instance relays now).
-func (o *Outbox) relayBatch(ctx context.Context) (n int, locked bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, o.cfg.CallTimeout)
+// relayBatch relays one batch. full reports that it was as large as
+// allowed (more may wait); locked whether this relay held the lease (false:
+// another instance relays now).
+//
+// The transaction holds the lease, so it lives until every step in it is
+// done or has timed out: each statement has CallTimeout, the publish
+// PublishTimeout. A publish that times out halves the next batches (back up
+// to BatchSize as they succeed), so a slow broker still moves messages.
+func (o *Outbox) relayBatch(ctx context.Context) (n int, full, locked bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*o.cfg.CallTimeout+o.cfg.PublishTimeout)
 	defer cancel()
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, o.cfg.CallTimeout) }
+	sctx, scancel := step()
 	tx, err := o.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, false, o.timedOut(ctx, "relay: begin", err)
+	if err == nil {
+		locked, err = o.lock(sctx, tx)
+	} else {
+		err = o.timedOut(sctx, "relay: begin", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	if locked, err = o.lock(ctx, tx); err != nil || !locked {
-		return 0, locked, err
+	scancel()
+	if tx != nil {
+		defer func() { _ = tx.Rollback() }()
 	}
-	batch, err := o.read(ctx, tx)
+	if err != nil || !locked {
+		return 0, false, locked, err
+	}
+	if o.batch == 0 {
+		o.batch = o.cfg.BatchSize
+	}
+	limit := o.batch
+	sctx, scancel = step()
+	batch, err := o.read(sctx, tx, limit)
+	scancel()
 	if err != nil || len(batch) == 0 {
-		return 0, true, err
+		return 0, false, true, err
 	}
-	if err := o.publish(ctx, batch); err != nil {
-		return 0, true, err
+	pctx, pcancel := context.WithTimeout(ctx, o.cfg.PublishTimeout)
+	err = o.publish(pctx, batch)
+	timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded)
+	pcancel()
+	if err != nil {
+		if timedOut {
+			o.batch = max(1, limit/2)
+			return 0, false, true, fmt.Errorf("outbox: relay: publishing %d messages took longer than %s (outbox.Config.PublishTimeout); next batches: %d messages: %w", len(batch), o.cfg.PublishTimeout, o.batch, err)
+		}
+		return 0, false, true, err
 	}
-	if err := o.mark(ctx, tx, batch); err != nil {
-		return 0, true, err
+	sctx, scancel = step()
+	err = o.mark(sctx, tx, batch)
+	scancel()
+	if err != nil {
+		return 0, false, true, err
 	}
 	if err := tx.Commit(); err != nil {
 		// Published but not marked: the next batch publishes these again
 		// (same ids, which consumers deduplicate).
-		return 0, true, o.timedOut(ctx, "relay: commit", err)
+		return 0, false, true, o.timedOut(ctx, "relay: commit", err)
 	}
+	o.batch = min(o.cfg.BatchSize, 2*limit)
 	o.stats.relayed.Add(int64(len(batch)))
 	o.stats.batches.Add(1)
-	return len(batch), true, nil
+	return len(batch), len(batch) == limit, true, nil
 }
 
 // lock takes the relay's lease for the length of tx.
@@ -177,9 +209,9 @@ func (o *Outbox) lock(ctx context.Context, tx *sql.Tx) (bool, error) {
 	}
 }
 
-// read returns the next batch, oldest first.
-func (o *Outbox) read(ctx context.Context, tx *sql.Tx) ([]outgoing, error) {
-	rows, err := tx.QueryContext(ctx, o.stmt.unsent, o.cfg.BatchSize)
+// read returns the next batch of at most limit messages, oldest first.
+func (o *Outbox) read(ctx context.Context, tx *sql.Tx, limit int) ([]outgoing, error) {
+	rows, err := tx.QueryContext(ctx, o.stmt.unsent, limit)
 	if err != nil {
 		return nil, o.timedOut(ctx, "relay: read", err)
 	}
@@ -262,19 +294,31 @@ func (o *Outbox) mark(ctx context.Context, tx *sql.Tx, batch []outgoing) error {
 	return nil
 }
 
-// cleanup deletes messages sent longer than Retention ago.
+// cleanupChunk is how many sent messages one cleanup statement deletes (a
+// variable for the tests).
+var cleanupChunk int64 = 10000
+
+// cleanup deletes messages sent longer than Retention ago, in chunks of
+// cleanupChunk, each within CallTimeout, until fewer than a chunk are left
+// (so a cleanup that fell behind catches up instead of timing out on one
+// large DELETE), or ctx ends.
 func (o *Outbox) cleanup(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, o.cfg.CallTimeout)
-	defer cancel()
-	var err error
-	switch o.cfg.Dialect {
-	case Postgres:
-		_, err = o.db.ExecContext(ctx, o.stmt.cleanup, o.cfg.Retention.Milliseconds())
-	default:
-		_, err = o.db.ExecContext(ctx, o.stmt.cleanup, o.cfg.Retention.Microseconds())
+	arg := o.cfg.Retention.Milliseconds()
+	if o.cfg.Dialect != Postgres {
+		arg = o.cfg.Retention.Microseconds()
 	}
-	if err != nil {
-		return o.timedOut(ctx, "cleanup", err)
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, o.cfg.CallTimeout)
+		res, err := o.db.ExecContext(cctx, o.stmt.cleanup, arg, cleanupChunk)
+		if err != nil {
+			err = o.timedOut(cctx, "cleanup", err)
+			cancel()
+			return err
+		}
+		cancel()
+		if n, err := res.RowsAffected(); err != nil || n < cleanupChunk {
+			return nil
+		}
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ BEGIN PERFORM pg_notify('` + table + `', ''); RETURN NULL; END $$`,
 WHERE sent_at IS NULL AND tx < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY tx, id LIMIT $1`,
 			markOne: `UPDATE ` + q + ` SET sent_at = clock_timestamp() WHERE id = ANY($1)`,
-			cleanup: `DELETE FROM ` + q + ` WHERE sent_at < clock_timestamp() - $1 * interval '1 millisecond'`,
+			cleanup: `DELETE FROM ` + q + ` WHERE id IN (SELECT id FROM ` + q + ` WHERE sent_at < clock_timestamp() - $1 * interval '1 millisecond' LIMIT $2)`,
 			backlog: `SELECT COUNT(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at)), 0)::float8 FROM ` + q + ` WHERE sent_at IS NULL`,
 			channel: table,
 		}
@@ -94,7 +94,7 @@ ORDER BY tx, id LIMIT $1`,
 			lock:    `SELECT name FROM ` + relay + ` WHERE name = 'relay' FOR UPDATE SKIP LOCKED`,
 			unsent:  `SELECT id, topic, uuid, payload, metadata FROM ` + q + ` WHERE sent_at IS NULL ORDER BY id LIMIT ?`,
 			markOne: `UPDATE ` + q + ` SET sent_at = CURRENT_TIMESTAMP(6) WHERE id IN `,
-			cleanup: `DELETE FROM ` + q + ` WHERE sent_at < NOW(6) - INTERVAL ? MICROSECOND LIMIT 10000`,
+			cleanup: `DELETE FROM ` + q + ` WHERE sent_at < NOW(6) - INTERVAL ? MICROSECOND LIMIT ?`,
 			backlog: `SELECT COUNT(*), COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) / 1e6, 0) FROM ` + q + ` WHERE sent_at IS NULL`,
 		}
 	}
