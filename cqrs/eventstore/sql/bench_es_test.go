@@ -15,11 +15,13 @@ import (
 	"github.com/millrace/millrace/cqrs/projection"
 )
 
-// benchProjectionLag appends b.N single events from 32 writers while a
-// projection follows the store, counting events per stream in a table of
-// its read model, and reports the lag of each event from its commit (its
-// Append returned) to the commit of the projection batch that applied it.
-func benchProjectionLag(b *testing.B, be backend, db *sql.DB) {
+// benchProjectionLag appends b.N single events from 32 writers, as fast as
+// they can (rate 0) or rate events/s in all, while a projection follows the
+// store, counting events per stream in a table of its read model (a
+// statement per event), and reports the lag of each event from its commit
+// (its Append returned) to the commit of the projection batch that applied
+// it.
+func benchProjectionLag(b *testing.B, be backend, db *sql.DB, rate int) {
 	ctx := context.Background()
 	s := be.newStore(b, db) // of its own: the projection starts from its first event
 	name := "bench_" + randomHex(b)
@@ -69,8 +71,13 @@ func benchProjectionLag(b *testing.B, be backend, db *sql.DB) {
 	go func() { done <- p.Run(runCtx) }()
 	run := benchRun.Add(1)
 	template := benchEvents(1)[0]
+	// With a rate, writer w appends its i-th event at start + (i*32+w)/rate.
+	start := time.Now()
 	b.ResetTimer()
 	parallel(b, b.N, func(w, i int) error {
+		if rate > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i*benchWriters+w) * time.Second / time.Duration(rate))))
+		}
 		e := template
 		e.ID = fmt.Sprintf("lag-%d-%d-%d", run, w, i)
 		_, err := s.Append(ctx, fmt.Sprintf("lag-%d-%d", run, w), int64(i), []eventstore.Event{e})
