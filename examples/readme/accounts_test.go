@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/cqrs/aggregate/aggregatetest"
-	sqlstore "github.com/millrace/millrace/cqrs/eventstore/sql"
 	"github.com/millrace/millrace/cqrs/cqrstest"
+	sqlstore "github.com/millrace/millrace/cqrs/eventstore/sql"
 	"github.com/millrace/millrace/examples/readme"
 	"github.com/millrace/millrace/framework/frameworktest"
 )
@@ -62,7 +62,7 @@ func TestREADME_AccountsProjectIntoBalances(t *testing.T) {
 	balance := func(want int) func() bool {
 		return func() bool {
 			var got int
-			err := db.QueryRow(`SELECT balance FROM `+table+` WHERE account = 'acc-1'`).Scan(&got)
+			err := db.QueryRow(`SELECT balance FROM ` + table + ` WHERE account = 'acc-1'`).Scan(&got)
 			return err == nil && got == want
 		}
 	}
