@@ -39,6 +39,7 @@ func BenchmarkStore(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
 			db := be.open(b)
+			warmUp(b, be, db)
 			s := be.newStore(b, db)
 			b.Run("Append1x32", func(b *testing.B) { benchAppend(b, s, 1) })
 			b.Run("Append100x32", func(b *testing.B) { benchAppend(b, s, 100) })
@@ -52,6 +53,24 @@ func BenchmarkStore(b *testing.B) {
 			b.Run("Load1000Snapshots", func(b *testing.B) { benchLoad(b, s, 1000, true) })
 		})
 	}
+}
+
+// warmUp opens the connections the writers will use, so that no
+// benchmark counts the time to open them.
+func warmUp(b *testing.B, be backend, db *sql.DB) {
+	sleep := "SELECT pg_sleep(0.05)"
+	if be.dialect == sqlstore.MySQL {
+		sleep = "SELECT SLEEP(0.05)"
+	}
+	var wg sync.WaitGroup
+	for range benchWriters + 2 {
+		wg.Go(func() {
+			if _, err := db.ExecContext(context.Background(), sleep); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 var benchRun atomic.Int64
