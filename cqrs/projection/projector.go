@@ -17,6 +17,14 @@ import (
 	"github.com/millrace/millrace/framework"
 )
 
+// After a wake-up, and after a batch, Run looks again after 1ms, 2ms, ...
+// up to maxRecheck between looks, maxRechecks times (about a second) while
+// it finds nothing, then waits for the next wake-up or poll.
+const (
+	maxRecheck  = 10 * time.Millisecond
+	maxRechecks = 100
+)
+
 // maxSwitchBatches bounds the batches a switch applies in its transaction
 // to catch the new generation up with the last events; a rebuild still that
 // far behind builds on and tries again.
@@ -172,12 +180,15 @@ func (p *Projector) Run(ctx context.Context) error {
 	if p.notify != nil {
 		go p.notify.listen(ctx, p.cfg.CallTimeout, p.logger, wake)
 	}
-	backoff, recheck := time.Duration(0), time.Duration(0)
+	backoff, recheck, rechecks := time.Duration(0), time.Duration(0), 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for ctx.Err() == nil {
 		n, caughtUp, err := p.batch(context.WithoutCancel(ctx), 0)
 		wait := p.cfg.PollInterval
+		if err == nil {
+			backoff = 0
+		}
 		switch {
 		case err != nil:
 			p.mu.Lock()
@@ -187,23 +198,28 @@ func (p *Projector) Run(ctx context.Context) error {
 			p.logger.Warn("projection: batch failed; it is tried again", slog.String("projection", p.def.Name), slog.Any("error", err), slog.Duration("retry_in", backoff))
 			wait = backoff
 		case !caughtUp:
-			backoff = 0
 			continue
 		case n > 0:
-			backoff, recheck = 0, 0
-		case recheck > 0:
+			// Events of transactions that committed before these may not
+			// be readable yet, and their notifications came with these:
+			// look again soon.
+			recheck, rechecks = time.Millisecond, 0
+			wait = recheck
+		case recheck > 0 && rechecks < maxRechecks:
 			// Woken by a commit whose events were not readable yet (on
 			// PostgreSQL a transaction that began before it is still
-			// open): look again soon, then less and less often.
-			wait, recheck = recheck, min(2*recheck, p.cfg.PollInterval)
+			// open): look again soon, for a while.
+			wait = recheck
+			recheck = min(2*recheck, maxRecheck)
+			rechecks++
+		default:
+			recheck, rechecks = 0, 0
 		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 		case <-wake:
-			if recheck == 0 {
-				recheck = 2 * time.Millisecond
-			}
+			recheck, rechecks = time.Millisecond, 0
 		case <-timer.C:
 		}
 		if !timer.Stop() {

@@ -12,11 +12,11 @@ import (
 	sqlstore "github.com/millrace/millrace/cqrs/eventstore/sql"
 )
 
-func TestStore_PostgresAppendsNotifyTheirChannelOnCommit(t *testing.T) {
+func TestStore_PostgresAppendsNotifyTheirChannelAfterCommit(t *testing.T) {
 	b := backends[0]
 	db := b.open(t)
 	s := b.newStore(t, db)
-	// CreateSchema again: the trigger is there once.
+	// CreateSchema again: it still works on existing tables.
 	if err := s.CreateSchema(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,17 @@ func TestStore_PostgresAppendsNotifyTheirChannelOnCommit(t *testing.T) {
 			t.Errorf("%s: notified %q, want %q", name, n.Channel, s.NotifyChannel())
 		}
 	}
-	// One transaction, one notification.
+	// A rolled back AppendTx notifies nothing.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendTx(ctx, tx, "n-3", eventstore.Any, []eventstore.Event{{Type: "A"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
 	if n, err := conn.WaitForNotification(short); err == nil {

@@ -39,6 +39,7 @@ type Store struct {
 	timeout   time.Duration
 	upcasters *eventstore.Upcasters
 	group     appender
+	notify    notifier
 }
 
 var (
@@ -102,10 +103,11 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // DB returns the database the store is kept in.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// NotifyChannel returns the PostgreSQL channel every append notifies when
-// it commits, "<prefix>events" (a trigger CreateSchema creates), for
-// followers that LISTEN instead of polling; "" on MySQL, which has no
-// notifications.
+// NotifyChannel returns the PostgreSQL channel the store notifies when
+// appends commit, "<prefix>events", for followers that LISTEN instead of
+// polling: Append notifies right after its commit (the appends of a burst
+// share one notification), AppendTx inside the caller's transaction. ""
+// on MySQL, which has no notifications.
 func (s *Store) NotifyChannel() string {
 	if s.dialect != Postgres {
 		return ""
@@ -171,6 +173,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 		return 0, c.failAppend(stream, err)
 	}
 	done.apply(events)
+	if s.dialect == Postgres {
+		s.notify.signal(s)
+	}
 	return done.version, nil
 }
 
@@ -227,6 +232,10 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expecte
 	}
 	if err == nil {
 		err = refused[0]
+	}
+	if err == nil && s.dialect == Postgres {
+		// Sent when tx commits, nothing if it rolls back.
+		_, err = tx.ExecContext(c.ctx, "SELECT pg_notify($1, '')", s.NotifyChannel())
 	}
 	if err != nil {
 		return 0, c.failAppend(stream, err)
