@@ -22,10 +22,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/millrace/millrace/cqrs/outbox"
-	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/saga"
 )
 
@@ -69,6 +66,8 @@ type Store struct {
 	ob  *outbox.Outbox
 	cfg Config
 	q   queries
+
+	commits committer
 }
 
 var _ saga.Store = (*Store)(nil)
@@ -142,7 +141,9 @@ func decode(data []byte, version int64) (*saga.Instance, error) {
 }
 
 // Save stores in at expected+1 (created when expected is 0) and writes out
-// to the outbox, in one transaction; publish is not called.
+// to the outbox, in one transaction; publish is not called. Concurrent
+// saves are committed together, in one transaction per batch (see
+// committer), each with its own version check and outcome.
 func (s *Store) Save(ctx context.Context, in *saga.Instance, expected int64, out []saga.Outgoing, _ saga.Publish) error {
 	if s.ob == nil {
 		return errors.New("saga/sql: this store was opened without an outbox and only reads")
@@ -151,52 +152,7 @@ func (s *Store) Save(ctx context.Context, in *saga.Instance, expected int64, out
 	if err != nil {
 		return fmt.Errorf("saga/sql: encode instance %s: %w", in.ID, err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
-	// The transaction is the store's own: a handler's dedup mark is not
-	// committed with it, as the handler may do more after the saga moved.
-	return s.ob.InTx(withoutClaim{cctx}, func(ctx context.Context, tx *sql.Tx) error {
-		if expected == 0 {
-			res, err := tx.ExecContext(ctx, s.q.insert, in.Saga, in.ID, string(in.Status), in.Version, data, in.Created, in.Updated)
-			if err != nil {
-				return s.failed(ctx, "create "+in.ID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return saga.ErrExists
-			}
-		} else {
-			res, err := tx.ExecContext(ctx, s.q.update, string(in.Status), in.Version, data, in.Updated, in.Saga, in.ID, expected)
-			if err != nil {
-				return s.failed(ctx, "save "+in.ID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				var one int
-				err := tx.QueryRowContext(ctx, s.q.exists, in.Saga, in.ID).Scan(&one)
-				if errors.Is(err, sql.ErrNoRows) {
-					return saga.ErrNotFound
-				}
-				if err != nil {
-					return s.failed(ctx, "save "+in.ID, err)
-				}
-				return saga.ErrConflict
-			}
-		}
-		for i := 0; i < len(out); {
-			j := i + 1
-			for j < len(out) && out[j].Topic == out[i].Topic {
-				j++
-			}
-			batch := make([]*message.Message, 0, j-i)
-			for _, o := range out[i:j] {
-				batch = append(batch, o.Msg)
-			}
-			if err := s.ob.PublishMessage(ctx, tx, out[i].Topic, batch...); err != nil {
-				return err
-			}
-			i = j
-		}
-		return nil
-	})
+	return s.commits.save(ctx, s, &saveReq{in: in, data: data, expected: expected, out: out})
 }
 
 // List returns the saga's instances in status ("" for all), oldest first,
@@ -253,16 +209,6 @@ func (s *Store) Sagas(ctx context.Context) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, rows.Err()
-}
-
-// withoutClaim hides a handler's dedup claim from the outbox's InTx.
-type withoutClaim struct{ context.Context }
-
-func (c withoutClaim) Value(key any) any {
-	if _, ok := key.(middleware.ClaimKey); ok {
-		return nil
-	}
-	return c.Context.Value(key)
 }
 
 // queries are the statements of a dialect.
