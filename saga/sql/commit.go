@@ -5,11 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/cqrs/outbox"
 	"github.com/millrace/millrace/saga"
 )
 
@@ -103,8 +106,16 @@ func (s *Store) commitBatch(batch []*saveReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
 	err := s.ob.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var won []*saveReq
+		if s.cfg.Dialect == outbox.Postgres && len(batch) > 1 {
+			if err := s.writeAll(ctx, tx, batch); err != nil {
+				return err
+			}
+		} else {
+			for _, r := range batch {
+				r.err = s.write(ctx, tx, r)
+			}
+		}
 		for _, r := range batch {
-			r.err = s.write(ctx, tx, r)
 			if r.err == nil {
 				won = append(won, r)
 			} else if !errors.Is(r.err, saga.ErrConflict) && !errors.Is(r.err, saga.ErrExists) && !errors.Is(r.err, saga.ErrNotFound) {
@@ -143,6 +154,90 @@ func (s *Store) commitBatch(batch []*saveReq) {
 	for _, r := range batch {
 		close(r.done)
 	}
+}
+
+// writeAll writes batch on PostgreSQL in two statements, one INSERT of
+// the new instances and one UPDATE of the others at their versions, and
+// sets each save's outcome (see write). A database error is returned.
+func (s *Store) writeAll(ctx context.Context, tx *sql.Tx, batch []*saveReq) error {
+	var creates, updates []*saveReq
+	for _, r := range batch {
+		if r.expected == 0 {
+			creates = append(creates, r)
+		} else {
+			updates = append(updates, r)
+		}
+	}
+	written := map[[2]string]bool{}
+	collect := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k [2]string
+			if err := rows.Scan(&k[0], &k[1]); err != nil {
+				return err
+			}
+			written[k] = true
+		}
+		return rows.Err()
+	}
+	if len(creates) > 0 {
+		var q strings.Builder
+		q.WriteString(s.q.insertMany)
+		args := make([]any, 0, 7*len(creates))
+		for i, r := range creates {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+			args = append(args, r.in.Saga, r.in.ID, string(r.in.Status), r.in.Version, r.data, r.in.Created, r.in.Updated)
+		}
+		q.WriteString(" ON CONFLICT (saga, id) DO NOTHING RETURNING saga, id")
+		if err := collect(tx.QueryContext(ctx, q.String(), args...)); err != nil {
+			return err
+		}
+	}
+	if len(updates) > 0 {
+		var q strings.Builder
+		q.WriteString(s.q.updateManyHead)
+		args := make([]any, 0, 7*len(updates))
+		for i, r := range updates {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d::varchar, $%d::varchar, $%d::varchar, $%d::bigint, $%d::bytea, $%d::timestamptz, $%d::bigint)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+			args = append(args, r.in.Saga, r.in.ID, string(r.in.Status), r.in.Version, r.data, r.in.Updated, r.expected)
+		}
+		q.WriteString(s.q.updateManyTail)
+		if err := collect(tx.QueryContext(ctx, q.String(), args...)); err != nil {
+			return err
+		}
+	}
+	for _, r := range creates {
+		if !written[r.key()] {
+			r.err = saga.ErrExists
+		}
+	}
+	for _, r := range updates {
+		if written[r.key()] {
+			continue
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, s.q.exists, r.in.Saga, r.in.ID).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			r.err = saga.ErrNotFound
+		case err != nil:
+			return err
+		default:
+			r.err = saga.ErrConflict
+		}
+	}
+	return nil
 }
 
 // write inserts or updates r's row in tx: nil if it did, else ErrExists,

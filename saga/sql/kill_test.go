@@ -236,11 +236,18 @@ func TestKill(t *testing.T) {
 	began := time.Now()
 	child := start()
 	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	killed := 0
+	killed, last := 0, 0
 	for killed < kills {
-		time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+		// Mid-run: once the child has moved some sagas to their end since
+		// the last kill, at a random moment.
+		progress := time.Now().Add(time.Minute)
 		done, _ := ended()
-		if done == n && killed > 0 {
+		for done <= last && time.Now().Before(progress) {
+			time.Sleep(50 * time.Millisecond)
+			done, _ = ended()
+		}
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
+		if done, _ = ended(); done == n {
 			break // it finished before every kill came
 		}
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
@@ -248,7 +255,8 @@ func TestKill(t *testing.T) {
 		}
 		_ = child.Wait()
 		killed++
-		t.Logf("kill %d after %s: %d of %d sagas ended", killed, time.Since(began).Round(time.Millisecond), done, n)
+		last = done
+		t.Logf("kill %d after %s: %d of %d sagas had ended", killed, time.Since(began).Round(time.Millisecond), done, n)
 		child = start()
 	}
 	deadline := time.Now().Add(3 * time.Minute)

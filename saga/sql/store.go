@@ -215,6 +215,8 @@ func (s *Store) Sagas(ctx context.Context) ([]string, error) {
 type queries struct {
 	schema                                                   []string
 	load, insert, update, exists, listAll, listStatus, sagas string
+
+	insertMany, updateManyHead, updateManyTail string // PostgreSQL's group commit
 }
 
 func newQueries(d outbox.Dialect, table string) queries {
@@ -261,5 +263,10 @@ func newQueries(d outbox.Dialect, table string) queries {
 		listAll:    `SELECT data, version FROM ` + t + ` WHERE saga = $1 ORDER BY created_at, id`,
 		listStatus: `SELECT data, version FROM ` + t + ` WHERE saga = $1 AND status = $2 ORDER BY created_at, id`,
 		sagas:      `SELECT DISTINCT saga FROM ` + t + ` ORDER BY saga`,
+		insertMany: `INSERT INTO ` + t + ` (saga, id, status, version, data, created_at, updated_at) VALUES `,
+		updateManyHead: `UPDATE ` + t + ` AS s SET status = v.status, version = v.version, data = v.data, updated_at = v.updated_at
+			FROM (VALUES `,
+		updateManyTail: `) AS v(saga, id, status, version, data, updated_at, expected)
+			WHERE s.saga = v.saga AND s.id = v.id AND s.version = v.expected RETURNING s.saga, s.id`,
 	}
 }
