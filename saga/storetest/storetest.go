@@ -183,9 +183,15 @@ func concurrentMany(t *testing.T, s Subject) {
 	var wg sync.WaitGroup
 	for i := range n {
 		id := fmt.Sprint("i-", i)
-		wg.Go(func() { results <- outcome{"right " + id, s.Store.Save(ctx, instance(name, id, 2, saga.Completed), 1, nil, publishNothing)} })
-		wg.Go(func() { results <- outcome{"stale " + id, s.Store.Save(ctx, instance(name, id, 8, saga.Failed), 7, nil, publishNothing)} })
-		wg.Go(func() { results <- outcome{"create " + id, s.Store.Save(ctx, instance(name, id, 1, saga.Running), 0, nil, publishNothing)} })
+		wg.Go(func() {
+			results <- outcome{"right " + id, s.Store.Save(ctx, instance(name, id, 2, saga.Completed), 1, nil, publishNothing)}
+		})
+		wg.Go(func() {
+			results <- outcome{"stale " + id, s.Store.Save(ctx, instance(name, id, 8, saga.Failed), 7, nil, publishNothing)}
+		})
+		wg.Go(func() {
+			results <- outcome{"create " + id, s.Store.Save(ctx, instance(name, id, 1, saga.Running), 0, nil, publishNothing)}
+		})
 		wg.Go(func() {
 			results <- outcome{"new n-" + id, s.Store.Save(ctx, instance(name, "n-"+id, 1, saga.Running), 0, nil, publishNothing)}
 		})
