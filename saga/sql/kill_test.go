@@ -125,6 +125,8 @@ func runKillChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
 	w := killWorld(prefix, n)
 	bus := cqrs.New(app, w.BusOptions()...)
 	ocfg := outbox.DefaultConfig(outbox.Postgres)

@@ -9,7 +9,12 @@
 //
 // An instance is one row of "<prefix>saga" (saga, id, status, version, the
 // instance as JSON, created and updated times), keyed by saga and id; a
-// save updates the row only at the version it read.
+// save updates the row only at the version it read. Concurrent saves are
+// committed together, a batch per transaction (on PostgreSQL in two
+// statements whatever the batch's size), each with its own outcome. Give
+// the *sql.DB as many idle connections as it has open ones
+// (db.SetMaxIdleConns): database/sql keeps two by default, and a busy
+// saga then opens a connection per transaction.
 package sql
 
 import (
