@@ -40,6 +40,7 @@ type Manager[S any] struct {
 	replies map[string][]*stepInfo[S] // event type -> steps it answers
 
 	prepared sync.Map // topic\x00group -> struct{}
+	cache    cache
 	stats    struct{ started, transitions, conflicts, ignored atomic.Int64 }
 }
 
@@ -364,16 +365,32 @@ func (m *Manager[S]) onControl(msg *message.Message) ([]*message.Message, error)
 // transition loads instance id, lets step change it, and stores it, again
 // from the load when another transition stored it first.
 func (m *Manager[S]) transition(ctx context.Context, id string, step func(t *txn[S]) error) error {
+	cached := true // the first try may use the cache
 	for attempt := 0; ; attempt++ {
-		in, err := m.store.Load(ctx, m.def.Name, id)
-		if err != nil {
-			return fmt.Errorf("saga %q: load %s: %w", m.def.Name, id, err)
+		var in *Instance
+		if cached {
+			in = m.cache.get(id)
+		}
+		fromCache := in != nil
+		cached = false
+		if in == nil {
+			var err error
+			if in, err = m.store.Load(ctx, m.def.Name, id); err != nil {
+				return fmt.Errorf("saga %q: load %s: %w", m.def.Name, id, err)
+			}
 		}
 		t := &txn[S]{m: m, in: in, cause: framework.Message(ctx), now: time.Now().UTC()}
 		if err := json.Unmarshal(in.State, &t.state); err != nil {
 			return millrace.Permanent(fmt.Errorf("saga %q: instance %s: decode state: %w", m.def.Name, id, err))
 		}
-		if err := step(t); err != nil {
+		err := step(t)
+		if (err != nil || t.ignored != "") && fromCache {
+			// Decide that on the stored instance: another process may
+			// have moved it past what this one cached.
+			attempt--
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		if t.ignored != "" {
@@ -384,6 +401,9 @@ func (m *Manager[S]) transition(ctx context.Context, id string, step func(t *txn
 			return t.err
 		}
 		err = m.commit(ctx, t, in.Version)
+		if err != nil {
+			m.cache.drop(id)
+		}
 		if errors.Is(err, ErrConflict) && attempt < m.retries {
 			m.stats.conflicts.Add(1)
 			// Let the winner's replies settle; spread the losers.
@@ -415,10 +435,14 @@ func (m *Manager[S]) commit(ctx context.Context, t *txn[S], expected int64) erro
 		if err := m.prepare(ctx, o); err != nil {
 			return err
 		}
+		// The envelope from ctx (correlation, causation) now: a store may
+		// write the messages in a transaction of its own.
+		m.app.Stamp(ctx, o.Msg)
 	}
 	if err := m.store.Save(ctx, t.in, expected, t.out, m.publish); err != nil {
 		return fmt.Errorf("saga %q: save %s: %w", m.def.Name, t.in.ID, err)
 	}
+	m.cache.put(t.in)
 	m.stats.transitions.Add(1)
 	return nil
 }

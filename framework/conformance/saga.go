@@ -57,6 +57,7 @@ func (s *suite) sagaOn(t *testing.T, db sagaDB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.SetMaxIdleConns(8)
 	prefix := strings.ReplaceAll(fresh("cs"), "-", "_") + "_"
 	t.Cleanup(func() {
 		for _, tbl := range []string{prefix + "saga", prefix + "outbox", prefix + "outbox_relay"} {

@@ -65,6 +65,7 @@ func benchSagas(b *testing.B, kind, state string) {
 	bus := cqrs.New(app, w.BusOptions()...)
 	w.Register(bus)
 	var store saga.Store = saga.NewMemoryStore()
+	var ob *outbox.Outbox
 	if state == "postgres" {
 		db, err := sql.Open("pgx", killDSN)
 		if err != nil {
@@ -80,7 +81,7 @@ func benchSagas(b *testing.B, kind, state string) {
 		}()
 		ocfg := outbox.DefaultConfig(outbox.Postgres)
 		ocfg.TablePrefix = p
-		ob, err := outbox.New(ctx, bus, db, ocfg)
+		ob, err = outbox.New(ctx, bus, db, ocfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -138,6 +139,10 @@ func benchSagas(b *testing.B, kind, state string) {
 	b.ReportMetric(0, "ns/op")
 	if ts.saves.Load() > 0 {
 		b.Logf("save %s avg over %d, load %s avg", time.Duration(ts.saveNs.Load()/ts.saves.Load()), ts.saves.Load(), time.Duration(ts.loadNs.Load()/max(1, ts.loads.Load())))
+	}
+	if ob != nil {
+		os := ob.Stats()
+		b.Logf("outbox: %d relayed in %d batches", os.Relayed, os.Batches)
 	}
 	st := m.Stats()
 	b.Logf("%d sagas in %s; %d transitions, %d conflicts retried", b.N, elapsed.Round(time.Millisecond), st.Transitions, st.Conflicts)

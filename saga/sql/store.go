@@ -9,7 +9,12 @@
 //
 // An instance is one row of "<prefix>saga" (saga, id, status, version, the
 // instance as JSON, created and updated times), keyed by saga and id; a
-// save updates the row only at the version it read.
+// save updates the row only at the version it read. Concurrent saves are
+// committed together, a batch per transaction (on PostgreSQL in two
+// statements whatever the batch's size), each with its own outcome. Give
+// the *sql.DB as many idle connections as it has open ones
+// (db.SetMaxIdleConns): database/sql keeps two by default, and a busy
+// saga then opens a connection per transaction.
 package sql
 
 import (
@@ -22,10 +27,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/millrace/millrace/cqrs/outbox"
-	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/saga"
 )
 
@@ -69,6 +71,8 @@ type Store struct {
 	ob  *outbox.Outbox
 	cfg Config
 	q   queries
+
+	commits committer
 }
 
 var _ saga.Store = (*Store)(nil)
@@ -142,7 +146,9 @@ func decode(data []byte, version int64) (*saga.Instance, error) {
 }
 
 // Save stores in at expected+1 (created when expected is 0) and writes out
-// to the outbox, in one transaction; publish is not called.
+// to the outbox, in one transaction; publish is not called. Concurrent
+// saves are committed together, in one transaction per batch (see
+// committer), each with its own version check and outcome.
 func (s *Store) Save(ctx context.Context, in *saga.Instance, expected int64, out []saga.Outgoing, _ saga.Publish) error {
 	if s.ob == nil {
 		return errors.New("saga/sql: this store was opened without an outbox and only reads")
@@ -151,52 +157,7 @@ func (s *Store) Save(ctx context.Context, in *saga.Instance, expected int64, out
 	if err != nil {
 		return fmt.Errorf("saga/sql: encode instance %s: %w", in.ID, err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
-	// The transaction is the store's own: a handler's dedup mark is not
-	// committed with it, as the handler may do more after the saga moved.
-	return s.ob.InTx(withoutClaim{cctx}, func(ctx context.Context, tx *sql.Tx) error {
-		if expected == 0 {
-			res, err := tx.ExecContext(ctx, s.q.insert, in.Saga, in.ID, string(in.Status), in.Version, data, in.Created, in.Updated)
-			if err != nil {
-				return s.failed(ctx, "create "+in.ID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return saga.ErrExists
-			}
-		} else {
-			res, err := tx.ExecContext(ctx, s.q.update, string(in.Status), in.Version, data, in.Updated, in.Saga, in.ID, expected)
-			if err != nil {
-				return s.failed(ctx, "save "+in.ID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				var one int
-				err := tx.QueryRowContext(ctx, s.q.exists, in.Saga, in.ID).Scan(&one)
-				if errors.Is(err, sql.ErrNoRows) {
-					return saga.ErrNotFound
-				}
-				if err != nil {
-					return s.failed(ctx, "save "+in.ID, err)
-				}
-				return saga.ErrConflict
-			}
-		}
-		for i := 0; i < len(out); {
-			j := i + 1
-			for j < len(out) && out[j].Topic == out[i].Topic {
-				j++
-			}
-			batch := make([]*message.Message, 0, j-i)
-			for _, o := range out[i:j] {
-				batch = append(batch, o.Msg)
-			}
-			if err := s.ob.PublishMessage(ctx, tx, out[i].Topic, batch...); err != nil {
-				return err
-			}
-			i = j
-		}
-		return nil
-	})
+	return s.commits.save(ctx, s, &saveReq{in: in, data: data, expected: expected, out: out})
 }
 
 // List returns the saga's instances in status ("" for all), oldest first,
@@ -255,20 +216,12 @@ func (s *Store) Sagas(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// withoutClaim hides a handler's dedup claim from the outbox's InTx.
-type withoutClaim struct{ context.Context }
-
-func (c withoutClaim) Value(key any) any {
-	if _, ok := key.(middleware.ClaimKey); ok {
-		return nil
-	}
-	return c.Context.Value(key)
-}
-
 // queries are the statements of a dialect.
 type queries struct {
 	schema                                                   []string
 	load, insert, update, exists, listAll, listStatus, sagas string
+
+	insertMany, updateManyHead, updateManyTail string // PostgreSQL's group commit
 }
 
 func newQueries(d outbox.Dialect, table string) queries {
@@ -315,5 +268,10 @@ func newQueries(d outbox.Dialect, table string) queries {
 		listAll:    `SELECT data, version FROM ` + t + ` WHERE saga = $1 ORDER BY created_at, id`,
 		listStatus: `SELECT data, version FROM ` + t + ` WHERE saga = $1 AND status = $2 ORDER BY created_at, id`,
 		sagas:      `SELECT DISTINCT saga FROM ` + t + ` ORDER BY saga`,
+		insertMany: `INSERT INTO ` + t + ` (saga, id, status, version, data, created_at, updated_at) VALUES `,
+		updateManyHead: `UPDATE ` + t + ` AS s SET status = v.status, version = v.version, data = v.data, updated_at = v.updated_at
+			FROM (VALUES `,
+		updateManyTail: `) AS v(saga, id, status, version, data, updated_at, expected)
+			WHERE s.saga = v.saga AND s.id = v.id AND s.version = v.expected RETURNING s.saga, s.id`,
 	}
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"CreateLoad", createLoad},
 		{"SaveAtVersion", saveAtVersion},
 		{"ConcurrentSavesOneWins", concurrentSaves},
+		{"ConcurrentSavesOfManyInstances", concurrentMany},
 		{"List", list},
 		{"MessagesSentWithTheSaveOnly", messages},
 	} {
@@ -159,6 +160,64 @@ func concurrentSaves(t *testing.T, s Subject) {
 	}
 	if won != 1 {
 		t.Errorf("%d of %d concurrent saves at one version succeeded, want 1", won, n)
+	}
+}
+
+// concurrentMany saves many instances at once, right and wrong, as a
+// store that commits concurrent saves together sees them: each save keeps
+// its own outcome.
+func concurrentMany(t *testing.T, s Subject) {
+	ctx := context.Background()
+	name := fresh()
+	const n = 20
+	for i := range n {
+		if err := s.Store.Save(ctx, instance(name, fmt.Sprint("i-", i), 1, saga.Running), 0, nil, publishNothing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type outcome struct {
+		what string
+		err  error
+	}
+	results := make(chan outcome, 4*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		id := fmt.Sprint("i-", i)
+		wg.Go(func() {
+			results <- outcome{"right " + id, s.Store.Save(ctx, instance(name, id, 2, saga.Completed), 1, nil, publishNothing)}
+		})
+		wg.Go(func() {
+			results <- outcome{"stale " + id, s.Store.Save(ctx, instance(name, id, 8, saga.Failed), 7, nil, publishNothing)}
+		})
+		wg.Go(func() {
+			results <- outcome{"create " + id, s.Store.Save(ctx, instance(name, id, 1, saga.Running), 0, nil, publishNothing)}
+		})
+		wg.Go(func() {
+			results <- outcome{"new n-" + id, s.Store.Save(ctx, instance(name, "n-"+id, 1, saga.Running), 0, nil, publishNothing)}
+		})
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		var want error
+		switch r.what[:4] {
+		case "stal":
+			want = saga.ErrConflict
+		case "crea":
+			want = saga.ErrExists
+		}
+		if (want == nil && r.err != nil) || (want != nil && !errors.Is(r.err, want)) {
+			t.Errorf("%s: %v, want %v", r.what, r.err, want)
+		}
+	}
+	all, err := s.Store.List(ctx, name, saga.Completed, 0)
+	if err != nil || len(all) != n {
+		t.Errorf("%d completed instances (%v), want %d", len(all), err, n)
+	}
+	for _, in := range all {
+		if in.Version != 2 {
+			t.Errorf("%s at version %d, want 2", in.ID, in.Version)
+		}
 	}
 }
 
