@@ -22,9 +22,6 @@ type kind struct {
 	summary string
 	// order places its registrations in Register: lower first.
 	order int
-	// declares returns the package-level names its files declare for a
-	// piece called name, beyond name and register<name> (for collisions).
-	declares func(name string) []string
 	// data adds what its templates need beyond the common fields.
 	data func(d map[string]any, name string)
 	// sendable is the list of register_gen.go ([Send], [Publish]) it is
@@ -45,9 +42,8 @@ var kinds = []kind{
 	},
 	{
 		name: "query", order: 2,
-		summary:  "a query, its answer type <Name>Result, its handler and its test",
-		declares: func(name string) []string { return []string{name + "Result"} },
-		data:     func(d map[string]any, name string) { d["Result"] = name + "Result" },
+		summary: "a query, its answer type <Name>Result, its handler and its test",
+		data:    func(d map[string]any, name string) { d["Result"] = name + "Result" },
 	},
 }
 
@@ -76,13 +72,4 @@ func kindList() string {
 func (k kind) files(name string) (code, test string) {
 	base := snake(name) + "_" + k.name
 	return base + ".go", base + "_test.go"
-}
-
-// names returns every package-level name the files of a piece declare.
-func (k kind) names(name string) []string {
-	out := []string{name, "register" + name}
-	if k.declares != nil {
-		out = append(out, k.declares(name)...)
-	}
-	return out
 }

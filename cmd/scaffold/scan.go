@@ -62,7 +62,7 @@ func scanPackage(files map[string][]byte) (*pkgScan, error) {
 			switch d := d.(type) {
 			case *ast.FuncDecl:
 				if d.Recv == nil {
-					s.add(d.Name.Name, decl{file: name, pos: fset.Position(d.Pos()).String()})
+					s.add(d.Name.Name, decl{file: name, pos: fset.Position(d.Name.Pos()).String()})
 				}
 				if d.Doc != nil {
 					for _, c := range d.Doc.List {

@@ -232,3 +232,14 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdd_RefusesATestNameTheUserHas: the piece's test functions collide
+// too.
+func TestAdd_RefusesATestNameTheUserHas(t *testing.T) {
+	root := writeService(t)
+	write(t, filepath.Join(root, "internal", "orders", "mine_test.go"), "package orders\n\nimport \"testing\"\n\nfunc TestRefund_IsHandled(t *testing.T) {}\n")
+	code, _, errOut := scaffold(t, "add", "command", "Refund", "--dir", root)
+	if code != 1 || !strings.Contains(errOut, "TestRefund_IsHandled is already declared at internal/orders/mine_test.go:5:6") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
