@@ -95,3 +95,19 @@ const (
 	// request; a reply without it succeeded.
 	MetadataReplyError = "reply_error"
 )
+
+// Metadata of sagas (package saga). Every message a saga sends carries its
+// saga's name and id, and the step it belongs to; a message published while
+// such a message is handled inherits all three ([middleware.Correlate]),
+// so a participant's reply event finds its saga instance on any transport
+// without the participant knowing about sagas.
+const (
+	// MetadataSagaName is the name of the saga definition ("order").
+	MetadataSagaName = "saga_name"
+	// MetadataSagaID is the id of the saga instance; it is also the
+	// partition key of the saga's messages that have no key of their own.
+	MetadataSagaID = "saga_id"
+	// MetadataSagaStep is the name of the step a command, or the reply to
+	// it, belongs to.
+	MetadataSagaStep = "saga_step"
+)

@@ -179,12 +179,26 @@ func measure(b *testing.B, handled *atomic.Int64, send func(context.Context, str
 // BenchmarkRequestReply measures request/reply round trips through the
 // full default middleware stack: the latency of one round trip (p50, p99)
 // with one caller at a time, and round trips per second with 16 callers
-// asking at once, on the in-memory transport.
+// asking at once, on the in-memory transport, on RabbitMQ and on PostgreSQL
+// (the local servers, as the transports' defaults find them).
 //
-//	go test -run '^$' -bench BenchmarkRequestReply -benchtime 20000x ./cqrs/
+//	go test -run '^$' -bench BenchmarkRequestReply -benchtime 5000x ./cqrs/
 func BenchmarkRequestReply(b *testing.B) {
-	for _, callers := range []int{1, 16} {
-		b.Run("memory/"+itoa(callers)+"-callers", func(b *testing.B) { benchRequestReply(b, nil, callers) })
+	kinds := []struct {
+		name string
+		env  []string
+	}{
+		{"memory", nil},
+		{"amqp", []string{"MILLRACE_TRANSPORT_KIND=amqp"}},
+		{"postgres", []string{"MILLRACE_TRANSPORT_KIND=postgres", "MILLRACE_TRANSPORT_POSTGRES_TABLE_PREFIX=bench_rr_"}},
+		// A round trip waits for two polls: a shorter poll_interval buys
+		// latency with queries.
+		{"postgres-poll-5ms", []string{"MILLRACE_TRANSPORT_KIND=postgres", "MILLRACE_TRANSPORT_POSTGRES_TABLE_PREFIX=bench_rr_", "MILLRACE_TRANSPORT_POSTGRES_POLL_INTERVAL=5ms"}},
+	}
+	for _, k := range kinds {
+		for _, callers := range []int{1, 16} {
+			b.Run(k.name+"/"+itoa(callers)+"-callers", func(b *testing.B) { benchRequestReply(b, k.env, callers) })
+		}
 	}
 }
 

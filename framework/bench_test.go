@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,18 +25,63 @@ import (
 // transport, in one run: Watermill's router without middleware, Watermill's
 // router with its own Recoverer, CorrelationID, PoisonQueue and Retry, and
 // millrace's App with its default stack (in-memory dedup, breaker, retries,
-// delayed retries, poison queue, timeout; throttle off), with its metrics
-// (the default) and without, and with every message traced.
+// delayed retries, poison queue, timeout; throttle off) with metrics on
+// (the default) and off, each with tracing off (the default: no exporter)
+// and on (every message sampled and recorded). The App's four runs are
+// interleaved over MILLRACE_BENCH_ROUNDS rounds (default 3), so that a
+// machine's load changing midway weighs on each alike, and the run ends by
+// printing each one's median beside the anchor, metrics and tracing off:
+// what metrics and tracing cost.
 //
 //	go test -run x -bench BenchmarkStack -benchtime 200000x ./framework/
 func BenchmarkStack(b *testing.B) {
 	b.Run("watermill-router-bare", func(b *testing.B) { benchRouter(b, false) })
 	b.Run("watermill-router-4-middleware", func(b *testing.B) { benchRouter(b, true) })
-	b.Run("millrace-default-stack", func(b *testing.B) { benchApp(b, nil, false) })
-	b.Run("millrace-default-stack-no-metrics", func(b *testing.B) {
-		benchApp(b, []string{"MILLRACE_OBSERVABILITY_METRICS=false"}, false)
-	})
-	b.Run("millrace-default-stack-traced", func(b *testing.B) { benchApp(b, nil, true) })
+
+	type variant struct {
+		name    string
+		env     []string
+		traced  bool
+		results []float64
+	}
+	off := []string{"MILLRACE_OBSERVABILITY_METRICS=false"}
+	variants := []*variant{
+		{name: "millrace-default-stack/metrics=off/tracing=off", env: off},
+		{name: "millrace-default-stack/metrics=on/tracing=off"},
+		{name: "millrace-default-stack/metrics=off/tracing=on", env: off, traced: true},
+		{name: "millrace-default-stack/metrics=on/tracing=on", traced: true},
+	}
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("MILLRACE_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	for range rounds {
+		for _, v := range variants {
+			var rate float64
+			b.Run(v.name, func(b *testing.B) { rate = benchApp(b, v.env, v.traced) })
+			if rate > 0 {
+				v.results = append(v.results, rate)
+			}
+		}
+	}
+	median := func(xs []float64) float64 {
+		if len(xs) == 0 {
+			return 0
+		}
+		xs = slices.Sorted(slices.Values(xs))
+		return xs[len(xs)/2]
+	}
+	anchor := median(variants[0].results)
+	if anchor == 0 {
+		return
+	}
+	var report strings.Builder
+	fmt.Fprintf(&report, "\nmillrace default stack, median of %d rounds, against metrics and tracing off (%.0f msg/s):\n", rounds, anchor)
+	for _, v := range variants[1:] {
+		m := median(v.results)
+		fmt.Fprintf(&report, "  %-48s %9.0f msg/s  %+6.1f%%\n", v.name, m, (m/anchor-1)*100)
+	}
+	fmt.Print(report.String())
 }
 
 func publishAll(b *testing.B, pub message.Publisher, n int) {
@@ -97,7 +143,9 @@ func benchRouter(b *testing.B, withMiddleware bool) {
 // e.g. MILLRACE_BENCH_ENV="MILLRACE_MIDDLEWARE_TIMEOUT=0s".
 var benchEnv = strings.Fields(os.Getenv("MILLRACE_BENCH_ENV"))
 
-func benchApp(b *testing.B, env []string, traced bool) {
+// benchApp measures the App with its default stack, changed by env, and
+// returns the messages handled per second.
+func benchApp(b *testing.B, env []string, traced bool) float64 {
 	reg, _ := framework.Transports()
 	cfg, err := framework.Parse(nil, append(slices.Clone(benchEnv), env...), reg)
 	if err != nil {
@@ -133,5 +181,7 @@ func benchApp(b *testing.B, env []string, traced bool) {
 	start := time.Now()
 	publishAll(b, app.Publisher(), b.N)
 	waitCount(b, &handled, b.N)
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+	rate := float64(b.N) / time.Since(start).Seconds()
+	b.ReportMetric(rate, "msg/s")
+	return rate
 }

@@ -12,17 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/framework"
+	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/transports"
+	"github.com/millrace/millrace/transports/amqp"
 	"github.com/millrace/millrace/transports/memory"
 )
 
@@ -242,77 +246,158 @@ func TestObservability_BadAddressFailsTheStartNamingTheKey(t *testing.T) {
 	}
 }
 
-func TestTracing_OneTraceLinksTwoHandlersInTwoApps(t *testing.T) {
-	b, err := memory.New(*memory.DefaultConfig(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+// transportTarget is a transport the tests below run on: the registry and
+// the environment that select it, and a clean-up of what the broker keeps.
+type transportTarget struct {
+	name string
+	// open returns the registry and the MILLRACE_ environment of services
+	// on the target, and schedules the deletion of what they leave on the
+	// broker (topics, and the services' queues).
+	open func(t *testing.T, topics, services []string) (*transports.Registry, []string)
+}
 
-	newService := func(name string) *framework.App {
-		reg, _ := transports.NewRegistry(memory.KindOn(b))
-		cfg, err := framework.Parse(nil, []string{"MILLRACE_SERVICE_NAME=" + name}, reg)
+var tracingTargets = []transportTarget{
+	{"memory", func(t *testing.T, _, _ []string) (*transports.Registry, []string) {
+		// Services in one process share one in-memory broker, as services
+		// share a real one.
+		b, err := memory.New(*memory.DefaultConfig(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		logger := framework.NewLogger(cfg, io.Discard)
-		tr, cleanup, err := framework.OpenTransport(context.Background(), cfg, reg, logger)
+		t.Cleanup(func() { _ = b.Close() })
+		reg, err := transports.NewRegistry(memory.KindOn(b))
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(cleanup)
-		app, err := framework.New(cfg, logger, tr)
+		return reg, nil
+	}},
+	{"amqp", func(t *testing.T, topics, services []string) (*transports.Registry, []string) {
+		t.Cleanup(func() { deleteAMQP(t, topics, services) })
+		reg, err := framework.Transports()
 		if err != nil {
 			t.Fatal(err)
 		}
-		app.SetTracerProvider(tp)
-		t.Cleanup(func() { _ = app.Stop(context.Background()) })
-		return app
+		return reg, []string{"MILLRACE_TRANSPORT_KIND=amqp", "MILLRACE_TRANSPORT_AMQP_URL=" + rabbitURL}
+	}},
+}
+
+// rabbitURL is the test RabbitMQ.
+const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// deleteAMQP deletes the exchanges of topics, every queue of services on
+// them (named "<topic>.<service>.<handler>"), and the services' retained
+// poison topics, so that the shared RabbitMQ keeps nothing of a test.
+func deleteAMQP(t *testing.T, topics, services []string) {
+	conn, err := amqp091.Dial(rabbitURL)
+	if err != nil {
+		t.Logf("clean up RabbitMQ: %v", err)
+		return
 	}
-	orders, billing := newService("orders"), newService("billing")
-	done := make(chan struct{})
-	framework.Handle(orders, "place", "orders.commands", func(ctx context.Context, j Job) error {
-		return orders.Publish(ctx, "orders.events", OrderPlaced{OrderID: j.Key})
-	})
-	framework.Handle(billing, "bill", "orders.events", func(context.Context, OrderPlaced) error {
-		close(done)
-		return nil
-	})
-	for _, app := range []*framework.App{orders, billing} {
-		if err := app.Start(context.Background()); err != nil {
-			t.Fatal(err)
+	defer conn.Close()
+	del := func(f func(*amqp091.Channel) error) {
+		// A failed deletion closes its channel: one channel each.
+		if ch, err := conn.Channel(); err == nil {
+			_ = f(ch)
+			_ = ch.Close()
 		}
 	}
-	// A client with no trace of its own starts the flow.
-	if err := orders.PublishMessage(context.Background(), "orders.commands", message.NewMessage("cmd-1", []byte(`{"key":"o-1"}`))); err != nil {
-		t.Fatal(err)
+	for _, svc := range services {
+		poison := middleware.TopicFor(svc)
+		del(func(ch *amqp091.Channel) error {
+			_, err := ch.QueueDelete(amqp.RetainedQueue(poison), false, false, false)
+			return err
+		})
+		del(func(ch *amqp091.Channel) error { return ch.ExchangeDelete(poison, false, false) })
+		for _, topic := range topics {
+			for _, handler := range []string{"place", "bill", "work"} {
+				del(func(ch *amqp091.Channel) error {
+					_, err := ch.QueueDelete(topic+"."+svc+"."+handler, false, false, false)
+					return err
+				})
+			}
+		}
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the event was not handled")
+	for _, topic := range topics {
+		del(func(ch *amqp091.Channel) error { return ch.ExchangeDelete(topic, false, false) })
 	}
-	_ = billing.Stop(context.Background())
-	_ = orders.Stop(context.Background())
-	byName := map[string]tracetest.SpanStub{}
-	for _, s := range spans.GetSpans() {
-		byName[s.Name] = s
-	}
-	place, publish, bill := byName["orders.commands process"], byName["orders.events publish"], byName["orders.events process"]
-	if !place.SpanContext.IsValid() || !publish.SpanContext.IsValid() || !bill.SpanContext.IsValid() {
-		t.Fatalf("spans: %v", names(spans.GetSpans()))
-	}
-	if bill.SpanContext.TraceID() != place.SpanContext.TraceID() {
-		t.Errorf("the two handlers are in two traces: %s and %s", place.SpanContext.TraceID(), bill.SpanContext.TraceID())
-	}
-	if publish.Parent.SpanID() != place.SpanContext.SpanID() || bill.Parent.SpanID() != publish.SpanContext.SpanID() {
-		t.Errorf("want place -> publish -> bill, got parents %s, %s", publish.Parent.SpanID(), bill.Parent.SpanID())
-	}
-	if bill.SpanKind != trace.SpanKindConsumer || publish.SpanKind != trace.SpanKindProducer {
-		t.Errorf("kinds %v %v", bill.SpanKind, publish.SpanKind)
+}
+
+// One trace links a command's handler in one service to the handler of the
+// event it published in another, on every transport: the trace context
+// travels in the message's metadata.
+func TestTracing_OneTraceLinksTwoHandlersInTwoApps(t *testing.T) {
+	for _, target := range tracingTargets {
+		t.Run(target.name, func(t *testing.T) {
+			run := watermill.NewShortUUID()
+			commands, events := "orders.commands."+run, "orders.events."+run
+			ordersSvc, billingSvc := "orders-"+run, "billing-"+run
+			reg, env := target.open(t, []string{commands, events}, []string{ordersSvc, billingSvc})
+			spans := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+
+			newService := func(name string) *framework.App {
+				cfg, err := framework.Parse(nil, append([]string{"MILLRACE_SERVICE_NAME=" + name}, env...), reg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logger := framework.NewLogger(cfg, io.Discard)
+				tr, cleanup, err := framework.OpenTransport(context.Background(), cfg, reg, logger)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(cleanup)
+				app, err := framework.New(cfg, logger, tr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				app.SetTracerProvider(tp)
+				t.Cleanup(func() { _ = app.Stop(context.Background()) })
+				return app
+			}
+			orders, billing := newService(ordersSvc), newService(billingSvc)
+			done := make(chan struct{})
+			framework.Handle(orders, "place", commands, func(ctx context.Context, j Job) error {
+				return orders.Publish(ctx, events, OrderPlaced{OrderID: j.Key})
+			})
+			framework.Handle(billing, "bill", events, func(context.Context, OrderPlaced) error {
+				close(done)
+				return nil
+			})
+			for _, app := range []*framework.App{orders, billing} {
+				if err := app.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A client with no trace of its own starts the flow.
+			if err := orders.PublishMessage(context.Background(), commands, message.NewMessage("cmd-"+run, []byte(`{"key":"o-1"}`))); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the event was not handled")
+			}
+			_ = billing.Stop(context.Background())
+			_ = orders.Stop(context.Background())
+			byName := map[string]tracetest.SpanStub{}
+			for _, s := range spans.GetSpans() {
+				byName[s.Name] = s
+			}
+			place, publish, bill := byName[commands+" process"], byName[events+" publish"], byName[events+" process"]
+			if !place.SpanContext.IsValid() || !publish.SpanContext.IsValid() || !bill.SpanContext.IsValid() {
+				t.Fatalf("spans: %v", names(spans.GetSpans()))
+			}
+			if bill.SpanContext.TraceID() != place.SpanContext.TraceID() {
+				t.Errorf("the two handlers are in two traces: %s and %s", place.SpanContext.TraceID(), bill.SpanContext.TraceID())
+			}
+			if publish.Parent.SpanID() != place.SpanContext.SpanID() || bill.Parent.SpanID() != publish.SpanContext.SpanID() {
+				t.Errorf("want place -> publish -> bill, got parents %s, %s", publish.Parent.SpanID(), bill.Parent.SpanID())
+			}
+			if bill.SpanKind != trace.SpanKindConsumer || publish.SpanKind != trace.SpanKindProducer {
+				t.Errorf("kinds %v %v", bill.SpanKind, publish.SpanKind)
+			}
+		})
 	}
 }
 

@@ -29,6 +29,11 @@ func Correlation(h message.HandlerFunc) message.HandlerFunc {
 // as causation id. With handled nil, out starts a flow of its own: its
 // correlation id is its own id, and it has no causation id. It is the one
 // place millrace sets these ids.
+//
+// out also inherits handled's saga entries (saga_name, saga_id,
+// saga_step) when it has none, and then, if it has no partition key, the
+// saga id as its key: a participant's reply to a saga's command finds the
+// saga instance, and one saga's messages are keyed by its id.
 func Correlate(handled, out *message.Message) {
 	if out.Metadata == nil {
 		out.Metadata = message.Metadata{}
@@ -45,6 +50,14 @@ func Correlate(handled, out *message.Message) {
 	}
 	if md[millrace.MetadataCausationID] == "" {
 		md[millrace.MetadataCausationID] = handled.UUID
+	}
+	if id := handled.Metadata[millrace.MetadataSagaID]; id != "" && md[millrace.MetadataSagaID] == "" {
+		md[millrace.MetadataSagaID] = id
+		md[millrace.MetadataSagaName] = handled.Metadata[millrace.MetadataSagaName]
+		md[millrace.MetadataSagaStep] = handled.Metadata[millrace.MetadataSagaStep]
+		if md[millrace.MetadataPartitionKey] == "" {
+			md[millrace.MetadataPartitionKey] = id
+		}
 	}
 }
 

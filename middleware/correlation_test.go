@@ -79,3 +79,35 @@ func TestCorrelation_StampsProducedMessages(t *testing.T) {
 		t.Error("an existing correlation id was overwritten")
 	}
 }
+
+func TestCorrelate_SagaEntries(t *testing.T) {
+	const (
+		name, id, step, key = millrace.MetadataSagaName, millrace.MetadataSagaID, millrace.MetadataSagaStep, millrace.MetadataPartitionKey
+	)
+	saga := func(msgID string) *message.Message {
+		return withMetadata(msgID, name, "order", id, "o-1", step, "charge")
+	}
+	for _, tc := range []struct {
+		name         string
+		handled, out *message.Message
+		want         map[string]string
+	}{
+		{"a reply inherits the saga and its key", saga("cmd-1"), withMetadata("evt-1"),
+			map[string]string{name: "order", id: "o-1", step: "charge", key: "o-1"}},
+		{"a reply with a key of its own keeps it", saga("cmd-1"), withMetadata("evt-1", key, "payment-7"),
+			map[string]string{name: "order", id: "o-1", step: "charge", key: "payment-7"}},
+		{"a saga's next command keeps its own step", saga("evt-1"), withMetadata("cmd-2", name, "order", id, "o-1", step, "ship"),
+			map[string]string{name: "order", id: "o-1", step: "ship", key: ""}},
+		{"no saga, nothing added", withMetadata("in-1"), withMetadata("out-1"),
+			map[string]string{name: "", id: "", step: "", key: ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			middleware.Correlate(tc.handled, tc.out)
+			for k, v := range tc.want {
+				if got := tc.out.Metadata.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/millrace/millrace/cqrs/eventstore"
 )
 
 // Dialect is the SQL database the outbox is kept in.
@@ -57,6 +59,12 @@ type Config struct {
 	// a relay transaction, so that a database that does not answer fails
 	// the call instead of holding it; default 10s.
 	CallTimeout time.Duration
+	// Upcasters, when set, upcast each message the relay publishes whose
+	// message_type has an upcaster, as the event store upcasts its reads
+	// (see [eventstore.Upcasters]): a message written by older code as
+	// "OrderPlaced.v1" is published as "OrderPlaced.v2". The row in the
+	// outbox is not rewritten.
+	Upcasters *eventstore.Upcasters
 }
 
 // DefaultConfig returns the defaults for dialect d.

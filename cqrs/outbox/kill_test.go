@@ -28,8 +28,8 @@ const (
 	envChild     = "OUTBOX_KILL_CHILD"    // the backend's name: run as the consumer
 	envPrefix    = "OUTBOX_KILL_PREFIX"   // table prefix, topics
 	envSelfKill  = "OUTBOX_KILL_PERMILLE" // chance per message, in 1/1000, of dying between commit and ack
-	envKills     = "OUTBOX_KILLS"         // kills per run; default 50
-	envKillTotal = "OUTBOX_KILL_MESSAGES" // messages per run; default 5000
+	envKills     = "OUTBOX_KILLS"         // kills per run; default 10
+	envKillTotal = "OUTBOX_KILL_MESSAGES" // messages per run; default 1000
 )
 
 func TestMain(m *testing.M) {
@@ -158,15 +158,15 @@ func envInt(name string, def int) int {
 
 // TestKill handles a stream of commands with the inbox and outbox in a
 // consumer process that is killed with SIGKILL at random (OUTBOX_KILLS
-// times, default 50; also between its commit and its ack) and started
-// again each time. Afterwards every command's effect is in the database
+// times, default 10, over OUTBOX_KILL_MESSAGES commands, default 1000;
+// also between its commit and its ack) and started again each time. Afterwards every command's effect is in the database
 // exactly once, and every event it published reached the broker: at least
 // once on the wire, exactly once after a downstream consumer's own dedup.
 func TestKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills consumer processes for a minute")
 	}
-	kills, n := envInt(envKills, 50), envInt(envKillTotal, 5000)
+	kills, n := envInt(envKills, 10), envInt(envKillTotal, 1000)
 	forEachBackend(t, func(t *testing.T, b backend) {
 		p := "kill_" + randomHex() + "_"
 		db := openDB(t, b)

@@ -199,6 +199,7 @@ func (o *Outbox) read(ctx context.Context, tx *sql.Tx) ([]outgoing, error) {
 		if err := json.Unmarshal(md, &m.Metadata); err != nil {
 			return nil, fmt.Errorf("outbox: relay: metadata of message %d (%s): %w", og.id, uuid, err)
 		}
+		o.upcast(m)
 		og.msg = m
 		out = append(out, og)
 	}

@@ -84,6 +84,7 @@ func Run(t *testing.T, target Target) {
 		{"CommandToItsSingleHandler", s.commandToItsSingleHandler},
 		{"EventFanOut", s.eventFanOut},
 		{"RequestReply", s.requestReply},
+		{"Saga", s.sagas},
 	} {
 		t.Run(sc.name, sc.run)
 	}

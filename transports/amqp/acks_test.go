@@ -187,3 +187,46 @@ func TestAcksAreNotHeldBehindASlowHandler(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A message acked just before its subscriber closes is acked on the broker,
+// even when the subscription sees the ack and the close at once (as at the
+// end of an App's graceful shutdown: the last handlers ack, then the
+// subscribers close): closing the channel must not requeue it.
+func TestAckGivenJustBeforeCloseIsSent(t *testing.T) {
+	topic := uniqueTopic("acks")
+	queue := topic + ".g"
+	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
+	tr := openTransport(t, nil)
+	pub := openTransport(t, nil).Publisher()
+	const rounds = 40
+	for i := range rounds {
+		sub, err := tr.Subscriber("g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := sub.Subscribe(t.Context(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.Publish(topic, newMessage(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		// Once the broker has delivered it, the subscription soon waits to
+		// hand the message out; receiving it then lets the subscription run
+		// again only after the ack and the close below, so it sees both.
+		deadline := time.Now().Add(10 * time.Second)
+		for queueDepth(t, queue) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: message not delivered", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		transporttest.Next(t, msgs, 10*time.Second).Ack()
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := queueDepth(t, queue); n != 0 {
+			t.Fatalf("round %d: %s holds %d messages after the only one was acked and its subscriber closed", i, queue, n)
+		}
+	}
+}

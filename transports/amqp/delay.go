@@ -57,6 +57,10 @@ func (d *delayer) publish(ctx context.Context, target string, msg *message.Messa
 		return fmt.Errorf("amqp: delay %s: %w", msg.UUID, err)
 	}
 
+	// The copy never expires (MetadataExpiration): the wait queue's
+	// expiry replaces the message's, and RabbitMQ drops the expiration
+	// when it dead-letters the copy into target.
+	p.Expiration = ""
 	routingKey := target
 	var ms int64
 	if delay > 0 {

@@ -135,3 +135,23 @@ func TestClose_IsIdempotentAndStopsEverything(t *testing.T) {
 	}
 	transporttest.CheckClosed(t, tr, topic, "g")
 }
+
+// A delayed copy never expires: not when it is enqueued at once into a
+// queue nobody consumes yet, whatever MetadataExpiration the message had.
+func TestDelay_CopyIgnoresTheMessagesExpiration(t *testing.T) {
+	tr := openTransport(t, nil)
+	topic := uniqueTopic("delay")
+	queue := topic + ".g"
+	deleteLater(t, func() []string { return []string{queue} }, func() []string { return []string{topic} })
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	msg.Metadata.Set(amqp.MetadataExpiration, "1ms")
+	if err := tr.Delay(context.Background(), topic, "g", msg, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Give a 1ms expiration ample time to pass; a copy that expired would
+	// be gone from the queue.
+	time.Sleep(200 * time.Millisecond)
+	if n := queueDepth(t, queue); n != 1 {
+		t.Fatalf("%s holds %d messages 200ms after a copy with expiration 1ms was enqueued, want 1", queue, n)
+	}
+}

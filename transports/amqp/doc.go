@@ -11,6 +11,11 @@
 //     message, and the subscriptions of one group compete for the messages
 //     of its queue. A group's queue exists from its first Subscribe (or
 //     SubscribeInitialize) on; messages published before are not kept for it.
+//   - For one process. Transport.SubscribeEphemeral
+//     (transports.EphemeralSubscriber) consumes a server-named, exclusive,
+//     auto-deleted queue bound to the topic: it receives what is published
+//     after it opened, and the broker deletes the queue when it ends.
+//     Request/reply and query replies read each instance's replies this way.
 //   - At least once. A message is acked on the broker after the handler
 //     acked it; a nack, or closing the subscription first, requeues it at
 //     once. Messages are persistent and publishes confirmed by default.
@@ -23,9 +28,13 @@
 //     removing them: this is how the poison topic holds its messages.
 //   - Other clients. Metadata travels as string AMQP headers and the id as
 //     header _watermill_message_uuid and as the message-id property, so any
-//     AMQP client sees both. A message from a client that set no
-//     _watermill_message_uuid gets the id "amqp:<message-id>", or a random
-//     one without message-id; non-string headers become text.
+//     AMQP client sees both. The envelope sets the matching properties too
+//     (content-type, correlation-id, type, app-id, reply-to, timestamp;
+//     expiration from MetadataExpiration), and a foreign message's
+//     properties are read into those metadata keys. A message from a client
+//     that set no _watermill_message_uuid gets the id "amqp:<message-id>",
+//     or a random one without message-id; non-string headers arrive as JSON
+//     text.
 //   - Publishing. Publish is safe for concurrent use; concurrent calls share
 //     a few channels and wait only for their own confirms. While the broker
 //     is unreachable Publish fails; it reconnects on the next call, so a

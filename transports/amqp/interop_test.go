@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/transports/amqp"
 	"github.com/millrace/millrace/transports/transporttest"
 )
@@ -54,7 +55,8 @@ func runTool(t *testing.T, path string, args ...string) string {
 }
 
 // A message that amqp-publish (rabbitmq-c) sends arrives with its payload,
-// its header as metadata, and an id.
+// its header as metadata, its content-type and reply-to properties as
+// metadata content_type and reply_to, and an id.
 func TestInterop_AmqpPublishToSubscriber(t *testing.T) {
 	publish := amqpTool(t, "amqp-publish")
 	tr := openTransport(t, nil)
@@ -62,14 +64,16 @@ func TestInterop_AmqpPublishToSubscriber(t *testing.T) {
 	subs := subscribeGroups(t, tr, topic, nil, "g")
 
 	runTool(t, publish, "-u", toolURL, "-e", topic, "-r", "", "-p",
-		"-H", "origin: amqp-tools", "-b", "hello from C")
+		"-H", "origin: amqp-tools", "-C", "text/plain", "-t", "tools.replies", "-b", "hello from C")
 
 	got := transporttest.Receive(t, subs["g"], 10*time.Second)
 	if string(got.Payload) != "hello from C" {
 		t.Errorf("payload %q, want %q", got.Payload, "hello from C")
 	}
-	if v := got.Metadata.Get("origin"); v != "amqp-tools" {
-		t.Errorf("metadata origin = %q, want amqp-tools (metadata %v)", v, got.Metadata)
+	for k, want := range map[string]string{"origin": "amqp-tools", millrace.MetadataContentType: "text/plain", millrace.MetadataReplyTo: "tools.replies"} {
+		if v := got.Metadata.Get(k); v != want {
+			t.Errorf("metadata %s = %q, want %q (metadata %v)", k, v, want, got.Metadata)
+		}
 	}
 	if got.UUID == "" {
 		t.Error("message has no id")
@@ -112,6 +116,7 @@ func TestInterop_PublisherToForeignConsumers(t *testing.T) {
 	payload := "{\"order\":42,\"note\":\"line one\\nline two\"}"
 	msg := newMessage(payload)
 	msg.Metadata.Set("origin", "millrace")
+	msg.Metadata.Set(millrace.MetadataContentType, "application/json")
 	if err := tr.Publisher().Publish(topic, msg); err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +129,9 @@ func TestInterop_PublisherToForeignConsumers(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("get from %s: ok=%v err=%v", rawQueue, ok, err)
 	}
-	if string(d.Body) != payload || d.MessageId != msg.UUID || d.DeliveryMode != amqp091.Persistent {
-		t.Errorf("got body %q message-id %q delivery mode %d, want %q, %q, persistent",
-			d.Body, d.MessageId, d.DeliveryMode, payload, msg.UUID)
+	if string(d.Body) != payload || d.MessageId != msg.UUID || d.DeliveryMode != amqp091.Persistent || d.ContentType != "application/json" {
+		t.Errorf("got body %q message-id %q delivery mode %d content-type %q, want %q, %q, persistent, application/json",
+			d.Body, d.MessageId, d.DeliveryMode, d.ContentType, payload, msg.UUID)
 	}
 	if v, _ := d.Headers["origin"].(string); v != "millrace" {
 		t.Errorf("header origin = %#v, want string millrace (headers %v)", d.Headers["origin"], d.Headers)

@@ -215,6 +215,14 @@ func (c *connector) get() (*amqp091.Connection, error) {
 	return conn, nil
 }
 
+// lost reports whether the connection was dialled and is closed now,
+// without dialling.
+func (c *connector) lost() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && c.conn != nil && c.conn.IsClosed()
+}
+
 // close closes the connection; get fails afterwards.
 func (c *connector) close() error {
 	c.mu.Lock()

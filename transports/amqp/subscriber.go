@@ -24,6 +24,11 @@ type subscriber struct {
 	t     *Transport
 	group string
 
+	// ephemeral is set for the subscriber of one SubscribeEphemeral
+	// subscription: its queue is server-named and exclusive (see
+	// ephemeral.go).
+	ephemeral bool
+
 	mu      sync.Mutex // guards closed
 	closed  bool
 	closing chan struct{}
@@ -53,7 +58,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	out := make(chan *message.Message)
 	s.wg.Add(1)
-	go s.run(ctx, topic, out)
+	go s.run(ctx, topic, queueName(topic, s.group), out)
 	return out, nil
 }
 
@@ -108,13 +113,13 @@ func (s *subscriber) declare(topic string) error {
 	return err
 }
 
-// run consumes topic until ctx is done or the subscriber closes,
-// reconnecting after failures.
-func (s *subscriber) run(ctx context.Context, topic string, out chan<- *message.Message) {
+// run consumes queue, on topic, until ctx is done or the subscriber
+// closes, reconnecting after failures. An ephemeral subscriber's queue,
+// declared by SubscribeEphemeral, goes with the connection: after a failure
+// it consumes a new one (see consume).
+func (s *subscriber) run(ctx context.Context, topic, queue string, out chan<- *message.Message) {
 	defer s.wg.Done()
 	defer close(out)
-	queue := queueName(topic, s.group)
-	fields := watermill.LogFields{"amqp_queue": queue}
 	wait := s.t.cfg.ReconnectInitialInterval
 	for {
 		started, err := s.consume(ctx, topic, queue, out)
@@ -124,7 +129,10 @@ func (s *subscriber) run(ctx context.Context, topic string, out chan<- *message.
 		if started {
 			wait = s.t.cfg.ReconnectInitialInterval
 		}
-		s.t.logger.Error("AMQP consumer stopped, resuming after wait", err, fields.Add(watermill.LogFields{"wait": wait.String()}))
+		s.t.logger.Error("AMQP consumer stopped, resuming after wait", err, watermill.LogFields{"amqp_queue": queue, "wait": wait.String()})
+		if s.ephemeral {
+			queue = ""
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -168,9 +176,18 @@ func (s *subscriber) consume(ctx context.Context, topic, queue string, out chan<
 	if err := ch.Qos(s.t.cfg.Prefetch, 0, false); err != nil {
 		return false, fmt.Errorf("set prefetch: %w", err)
 	}
-	// Declare again: after a broker restart a non-durable queue is gone.
-	if err := s.t.declareQueue(ch, topic, queue); err != nil {
-		return false, err
+	switch {
+	case s.ephemeral && queue == "":
+		// The queue went with the connection it was declared on.
+		if queue, err = s.t.declareEphemeral(ch, topic); err != nil {
+			return false, err
+		}
+	case !s.ephemeral:
+		// Declare again: after a broker restart a non-durable queue is
+		// gone.
+		if err := s.t.declareQueue(ch, topic, queue); err != nil {
+			return false, err
+		}
 	}
 	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
@@ -252,17 +269,40 @@ func (s *subscriber) deliver(ctx context.Context, mar marshaler, d amqp091.Deliv
 			acks.add(d.DeliveryTag)
 			return nil
 		case <-msg.Nacked():
-			acks.flush()
-			_ = d.Nack(false, true)
+			settleNacked(d, acks)
 			return nil
 		case <-acks.due():
 			acks.flush()
 		case <-ctx.Done():
+			settleIfDone(msg, d, acks)
 			return ctx.Err()
 		case <-s.closing:
+			settleIfDone(msg, d, acks)
 			return errClosed
 		}
 	}
+}
+
+// settleIfDone settles d if its message was acked or nacked already. The
+// subscription ends: a select that sees the end and the ack at once picks
+// either, and the ack of a message handled just before a graceful shutdown
+// closed the subscriber must reach the broker rather than be lost, and the
+// message delivered again, when the channel closes.
+func settleIfDone(msg *message.Message, d amqp091.Delivery, acks *ackBatch) {
+	select {
+	case <-msg.Acked():
+		acks.add(d.DeliveryTag)
+	case <-msg.Nacked():
+		settleNacked(d, acks)
+	default:
+	}
+}
+
+// settleNacked requeues d at once, after the held acks of the messages
+// before it.
+func settleNacked(d amqp091.Delivery, acks *ackBatch) {
+	acks.flush()
+	_ = d.Nack(false, true)
 }
 
 // declareQueue declares topic's exchange and queue with the configured

@@ -44,6 +44,10 @@ var errClosed = fmt.Errorf("amqp: %w", transports.ErrClosed)
 // before that are not kept for the group (Retain keeps a topic's messages
 // for Browse).
 //
+// [Transport.SubscribeEphemeral] subscribes one process alone, through a
+// server-named exclusive queue that the broker deletes when the
+// subscription ends ([transports.EphemeralSubscriber]).
+//
 // Delivery is at least once: a message is acked after the handler acked it;
 // a nack, or a subscription closed before ack, requeues it at once.
 // A single subscription receives a queue's messages in publish order,

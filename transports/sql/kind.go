@@ -57,6 +57,7 @@ type Transport struct {
 	delay   *delayer
 	tables  sync.Map // topics whose tables exist
 	query   *bound   // query_timeout
+	connect *bound   // connect_timeout
 
 	// subs are closed concurrently: closing one waits until its
 	// subscriptions have settled their batches, which after a nack takes
@@ -105,6 +106,7 @@ func open(ctx context.Context, d dialect, cfg Config, deps transports.Deps) (*Tr
 		log:     deps.Logger,
 		schema:  schema{d: d, prefix: cfg.TablePrefix, batchSize: cfg.BatchSize},
 		query:   newBound(d, "query_timeout", cfg.QueryTimeout, cfg.DSN),
+		connect: connect,
 	}
 	if err := t.ping(ctx, connect); err != nil {
 		_ = db.Close()

@@ -189,6 +189,23 @@ RETURNING tx, seq, stream_id, version, recorded_at`
 	taken_at      timestamptz NOT NULL,
 	CONSTRAINT "{p}snapshots_pkey" PRIMARY KEY (stream_id, state_version)
 )`),
+		// Each statement that inserts events notifies the channel
+		// "<prefix>events" (sent when its transaction commits; one per
+		// transaction, as PostgreSQL folds equal notifications), so that
+		// followers (projections) wake within milliseconds of a commit
+		// instead of a poll interval.
+		r.Replace(`CREATE OR REPLACE FUNCTION "{p}notify"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('{p}events', '');
+	RETURN NULL;
+END $$`),
+		r.Replace(`DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{p}events_notify' AND tgrelid = '{events}'::regclass) THEN
+		CREATE TRIGGER "{p}events_notify" AFTER INSERT ON {events}
+		FOR EACH STATEMENT EXECUTE FUNCTION "{p}notify"();
+	END IF;
+END $$`),
 	}
 	// Every append first takes an advisory lock per stream, merged ones
 	// in the order of the streams' ids (the appends come sorted so). The

@@ -25,6 +25,12 @@
 //	           content_type, payload, taken_at
 //	sequence   MySQL only: one row holding the last seq handed out
 //
+// On PostgreSQL it also creates the function <prefix>notify and the
+// statement trigger <prefix>events_notify on the events table: every
+// transaction that appends notifies the channel "<prefix>events"
+// ([Store.NotifyChannel]) when it commits, so that followers such as
+// projections LISTEN and wake within milliseconds instead of polling.
+//
 // Rows are never updated or deleted, except the streams', the snapshots'
 // and the sequence's own.
 //

@@ -99,6 +99,20 @@ func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 // Dialect returns the store's dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
+// DB returns the database the store is kept in.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// NotifyChannel returns the PostgreSQL channel every append notifies when
+// it commits, "<prefix>events" (a trigger CreateSchema creates), for
+// followers that LISTEN instead of polling; "" on MySQL, which has no
+// notifications.
+func (s *Store) NotifyChannel() string {
+	if s.dialect != Postgres {
+		return ""
+	}
+	return s.prefix + "events"
+}
+
 // TablePrefix returns the prefix of the store's tables.
 func (s *Store) TablePrefix() string { return s.prefix }
 
