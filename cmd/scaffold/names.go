@@ -44,7 +44,7 @@ func validateServiceName(name string) (pkg string, err error) {
 
 // reservedNames are declared by the files scaffold generates in the
 // handlers' package.
-var reservedNames = map[string]bool{"Register": true, "Commands": true, "Events": true, "Send": true, "Publish": true}
+var reservedNames = map[string]bool{"Register": true, "Deps": true, "Commands": true, "Events": true, "Send": true, "Publish": true}
 
 // validateTypeName checks the name of a piece for scaffold add.
 func validateTypeName(kind, name string) error {

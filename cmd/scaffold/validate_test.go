@@ -89,7 +89,7 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 		want  string
 	}{
 		{name: "no name", args: []string{"command"}, code: 2, want: "takes 2 argument(s), got 1"},
-		{name: "unknown kind", args: []string{"widget", "Foo"}, code: 2, want: `unknown kind "widget"; scaffold add takes command, event, query`},
+		{name: "unknown kind", args: []string{"widget", "Foo"}, code: 2, want: `unknown kind "widget"; scaffold add takes aggregate, command, event, query, saga`},
 		{name: "keyword", args: []string{"command", "type"}, code: 1, want: `name "type" is a Go keyword`},
 		{name: "not an identifier", args: []string{"command", "Place-Order"}, code: 1, want: `name "Place-Order" is not a Go identifier`},
 		{name: "starts with a digit", args: []string{"event", "2Fast"}, code: 1, want: `name "2Fast" is not a Go identifier`},
@@ -122,6 +122,13 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 			name: "bad directive", args: []string{"command", "Refund"}, code: 1, want: `directive "//scaffold:command Refund": registerRefund must be func registerRefund(bus *cqrs.Bus)`,
 			setup: func(t *testing.T, root string) string {
 				write(t, filepath.Join(root, "internal", "orders", "refund.go"), "package orders\n\ntype Refund struct{}\n\n//scaffold:command Refund\nfunc registerRefund() {}\n")
+				return ""
+			},
+		},
+		{
+			name: "aggregate directive without deps", args: []string{"command", "Refund"}, code: 1, want: `directive "//scaffold:aggregate Ledger": registerLedger must be func registerLedger(bus *cqrs.Bus, deps Deps)`,
+			setup: func(t *testing.T, root string) string {
+				write(t, filepath.Join(root, "internal", "orders", "ledger.go"), "package orders\n\ntype Ledger struct{}\n\n//scaffold:aggregate Ledger\nfunc registerLedger(bus *cqrs.Bus) {}\n")
 				return ""
 			},
 		},
