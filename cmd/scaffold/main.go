@@ -132,7 +132,7 @@ anything else is refused.`, stderr)
 	if *modPath == "" {
 		return fmt.Errorf("%w: --module is required (the service's module path, e.g. example.com/%s)", errUsage, name)
 	}
-	if err := module.CheckPath(*modPath); err != nil {
+	if err := module.CheckImportPath(*modPath); err != nil {
 		return fmt.Errorf("--module %q is not a valid module path: %v", *modPath, err)
 	}
 	if !knownTransport(*transport) {
