@@ -351,7 +351,7 @@ func next(out io.Writer, res writeResult, dryRun bool, commands ...string) {
 func kindHelp() string {
 	var b strings.Builder
 	for _, k := range kinds {
-		fmt.Fprintf(&b, "  %-8s %s\n", k.name, k.summary)
+		fmt.Fprintf(&b, "  %-10s %s\n", k.name, k.summary)
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

@@ -19,7 +19,7 @@ var serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 var reservedPackages = map[string]bool{
 	"main": true, "run": true, "service": true, "newservice": true, "init": true,
 	"context": true, "flag": true, "fmt": true, "os": true, "time": true,
-	"cqrs": true, "framework": true, "wire": true,
+	"cqrs": true, "framework": true, "wire": true, "eventstore": true, "saga": true,
 	"svc": true, "cleanup": true, "err": true, "ctx": true, "cancel": true, "args": true, "configpath": true,
 }
 

@@ -30,6 +30,7 @@ func TestNew_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 		{name: "keyword package", args: []string{"go", "--module", "example.com/x"}, code: 1, want: `package name "go" is a Go keyword`},
 		{name: "keyword after dropping hyphens", args: []string{"for-", "--module", "example.com/x"}, code: 1, want: `service name "for-"`},
 		{name: "package clashing with main.go", args: []string{"cqrs", "--module", "example.com/x"}, code: 1, want: `package name "cqrs" would clash`},
+		{name: "package clashing with an import of main.go", args: []string{"saga", "--module", "example.com/x"}, code: 1, want: `package name "saga" would clash`},
 		{name: "package clashing with a builtin", args: []string{"len", "--module", "example.com/x"}, code: 1, want: `package name "len" would clash`},
 		{name: "no module", args: []string{"orders"}, code: 2, want: "--module is required"},
 		{name: "bad module path", args: []string{"orders", "--module", "example.com/a b"}, code: 1, want: `--module "example.com/a b" is not a valid module path`},
