@@ -106,7 +106,7 @@ func TestAdd_EditsElsewhereSurvive(t *testing.T) {
 	edited := strings.Replace(string(b), "ID string `json:\"id\"` // TODO: the command's fields", "ID       string `json:\"id\"`\n\tCustomer string `json:\"customer\"`", 1)
 	write(t, cmd, edited)
 	write(t, filepath.Join(root, "internal", "orders", "stock.go"), "package orders\n\n// Stock is the user's own code.\ntype Stock map[string]int\n")
-	for _, args := range [][]string{{"command", "ReserveStock"}, {"event", "StockReserved"}, {"query", "GetStock"}} {
+	for _, args := range [][]string{{"command", "ReserveStock"}, {"event", "StockReserved"}, {"query", "GetStock"}, {"aggregate", "Account"}, {"saga", "Fulfilment"}} {
 		if code, _, errOut := scaffold(t, append([]string{"add", "--dir", root}, args...)...); code != 0 {
 			t.Fatal(errOut)
 		}
@@ -118,7 +118,7 @@ func TestAdd_EditsElsewhereSurvive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, call := range []string{"registerPlaceOrder(bus)", "registerReserveStock(bus)", "registerOrderPlaced(bus)", "registerStockReserved(bus)", "registerGetStock(bus)"} {
+	for _, call := range []string{"registerPlaceOrder(bus)", "registerReserveStock(bus)", "registerOrderPlaced(bus)", "registerStockReserved(bus)", "registerGetStock(bus)", "registerAccount(bus, deps)", "registerFulfilment(bus, deps)"} {
 		if !strings.Contains(string(gen), call) {
 			t.Errorf("register_gen.go lacks %s", call)
 		}

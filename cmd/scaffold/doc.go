@@ -13,8 +13,11 @@
 // README, .gitignore, and the handlers' package with a command, an event,
 // their handlers and their tests on frameworktest.
 //
-// scaffold add command|event|query <Name> adds a piece: its message types,
-// a handler skeleton with TODOs and its test, and registers it in
+// scaffold add command|event|query|aggregate|saga <Name> adds a piece:
+// its message types (for an aggregate: the aggregate, its event and the
+// command that records it; for a saga: its state, its start command, one
+// step and its participant), a skeleton with TODOs and its tests, and
+// registers it in
 // register_gen.go, which scaffold rewrites from the //scaffold:<kind>
 // <Type> directives of the package (scaffold sync does only that). Files
 // that exist are never overwritten without --force, except scaffold's own

@@ -94,7 +94,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Every kind, and a command of a name no other run uses, for RabbitMQ.
 	ping := "Ping" + strings.ToUpper(suffix)
-	for _, add := range [][]string{{"command", "ReserveStock"}, {"event", "StockReserved"}, {"query", "GetStock"}, {"command", ping}} {
+	for _, add := range [][]string{{"command", "ReserveStock"}, {"event", "StockReserved"}, {"query", "GetStock"}, {"aggregate", "Account"}, {"saga", "Fulfilment"}, {"command", ping}} {
 		args := append([]string{"add", "--dir", root}, add...)
 		mustScaffold(t, args...)
 		before := treeHash(t, root)

@@ -40,7 +40,7 @@ func TestAdd_Golden(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
 			root := writeService(t)
-			name := map[string]string{"command": "ReserveStock", "event": "StockReserved", "query": "GetStock"}[k.name]
+			name := map[string]string{"command": "ReserveStock", "event": "StockReserved", "query": "GetStock", "aggregate": "Account", "saga": "Fulfilment"}[k.name]
 			code, out, errOut := scaffold(t, "add", k.name, name, "--dir", root)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)

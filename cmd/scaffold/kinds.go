@@ -9,12 +9,15 @@ import (
 // A kind is a set of templates that scaffold add renders for one piece of
 // a service: add/<name>/<name>.go.tmpl and add/<name>/<name>_test.go.tmpl,
 // written to <snake(Name)>_<name>.go and its _test.go. The piece's file
-// declares a func register<Name>(bus *cqrs.Bus) marked with the directive
+// declares a func register<Name>(bus *cqrs.Bus), or (bus *cqrs.Bus, deps
+// Deps) for a kind that needs more than the bus, marked with the directive
 //
 //	//scaffold:<name> <Name>
 //
-// which is all register_gen.go is made from: a new kind (aggregate,
-// projection, saga) is a new entry here and its two templates.
+// which is all register_gen.go is made from: a new kind (projection, saga)
+// is a new entry here, its two templates, and, if it needs something
+// besides the bus, a field of Deps (gen/register_gen.go.tmpl) that main.go
+// fills.
 type kind struct {
 	// name is the word on the command line and in the directive.
 	name string
@@ -22,11 +25,10 @@ type kind struct {
 	summary string
 	// order places its registrations in Register: lower first.
 	order int
-	// declares returns the package-level names its files declare for a
-	// piece called name, beyond name and register<name> (for collisions).
-	declares func(name string) []string
 	// data adds what its templates need beyond the common fields.
 	data func(d map[string]any, name string)
+	// deps says its registration function takes Deps after the bus.
+	deps bool
 	// sendable is the list of register_gen.go ([Send], [Publish]) it is
 	// in: "command", "event" or "".
 	sendable string
@@ -45,9 +47,28 @@ var kinds = []kind{
 	},
 	{
 		name: "query", order: 2,
-		summary:  "a query, its answer type <Name>Result, its handler and its test",
-		declares: func(name string) []string { return []string{name + "Result"} },
-		data:     func(d map[string]any, name string) { d["Result"] = name + "Result" },
+		summary: "a query, its answer type <Name>Result, its handler and its test",
+		data:    func(d map[string]any, name string) { d["Result"] = name + "Result" },
+	},
+	{
+		name: "aggregate", order: 3, deps: true,
+		summary: "an event-sourced aggregate <Name>, its event <Name>Created, the command Create<Name> that records it, and their tests",
+		data: func(d map[string]any, name string) {
+			d["Created"] = name + "Created"
+			d["Create"] = "Create" + name
+			d["Err"] = "Err" + name + "Exists"
+			d["Type"] = kebab(name)
+		},
+	},
+	{
+		name: "saga", order: 4, deps: true,
+		summary: "an orchestrated saga <Name>: its state, the command Start<Name>, one step with its participant, and its test",
+		data: func(d map[string]any, name string) {
+			d["Start"] = "Start" + name
+			d["Step"] = name + "FirstStep"
+			d["Done"] = name + "FirstStepDone"
+			d["Type"] = kebab(name)
+		},
 	},
 }
 
@@ -76,13 +97,4 @@ func kindList() string {
 func (k kind) files(name string) (code, test string) {
 	base := snake(name) + "_" + k.name
 	return base + ".go", base + "_test.go"
-}
-
-// names returns every package-level name the files of a piece declare.
-func (k kind) names(name string) []string {
-	out := []string{name, "register" + name}
-	if k.declares != nil {
-		out = append(out, k.declares(name)...)
-	}
-	return out
 }

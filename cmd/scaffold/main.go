@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"golang.org/x/mod/module"
@@ -131,7 +132,7 @@ anything else is refused.`, stderr)
 	if *modPath == "" {
 		return fmt.Errorf("%w: --module is required (the service's module path, e.g. example.com/%s)", errUsage, name)
 	}
-	if err := module.CheckPath(*modPath); err != nil {
+	if err := module.CheckImportPath(*modPath); err != nil {
 		return fmt.Errorf("--module %q is not a valid module path: %v", *modPath, err)
 	}
 	if !knownTransport(*transport) {
@@ -268,9 +269,21 @@ func checkCollisions(svc *service, k kind, name string, piece []file, force bool
 		return err
 	}
 	own := map[string]bool{}
+	rendered := map[string][]byte{}
 	for _, f := range piece {
 		own[filepath.Base(f.path)] = true
+		rendered[filepath.Base(f.path)] = f.data
 	}
+	// What the piece declares is what its rendered files declare.
+	declares, err := scanPackage(rendered)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(declares.decls))
+	for n := range declares.decls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	if e, ok := scan.entry(name); ok && (e.Kind != k.name || !own[e.File]) {
 		return fmt.Errorf("%s is already registered as %s %s in %s/%s", name, e.Kind, e.Type, pkgPath(svc.pkg), e.File)
 	}
@@ -279,7 +292,7 @@ func checkCollisions(svc *service, k kind, name string, piece []file, force bool
 		ours = true
 	}
 	var problems []string
-	for _, n := range k.names(name) {
+	for _, n := range names {
 		for _, d := range scan.decls[n] {
 			if own[d.file] && (ours || force) {
 				continue
@@ -338,7 +351,7 @@ func next(out io.Writer, res writeResult, dryRun bool, commands ...string) {
 func kindHelp() string {
 	var b strings.Builder
 	for _, k := range kinds {
-		fmt.Fprintf(&b, "  %-8s %s\n", k.name, k.summary)
+		fmt.Fprintf(&b, "  %-10s %s\n", k.name, k.summary)
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

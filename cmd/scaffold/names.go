@@ -19,7 +19,7 @@ var serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 var reservedPackages = map[string]bool{
 	"main": true, "run": true, "service": true, "newservice": true, "init": true,
 	"context": true, "flag": true, "fmt": true, "os": true, "time": true,
-	"cqrs": true, "framework": true, "wire": true,
+	"cqrs": true, "framework": true, "wire": true, "eventstore": true, "saga": true,
 	"svc": true, "cleanup": true, "err": true, "ctx": true, "cancel": true, "args": true, "configpath": true,
 }
 
@@ -44,7 +44,7 @@ func validateServiceName(name string) (pkg string, err error) {
 
 // reservedNames are declared by the files scaffold generates in the
 // handlers' package.
-var reservedNames = map[string]bool{"Register": true, "Commands": true, "Events": true, "Send": true, "Publish": true}
+var reservedNames = map[string]bool{"Register": true, "Deps": true, "Commands": true, "Events": true, "Send": true, "Publish": true}
 
 // validateTypeName checks the name of a piece for scaffold add.
 func validateTypeName(kind, name string) error {

@@ -18,6 +18,7 @@ type entry struct {
 	Kind string // command, event, query
 	Type string // the message type it handles
 	Func string // register<Type>
+	Deps bool   // it takes Deps after the bus
 	File string // the file it is in, relative to the package
 	pos  string
 	ord  int
@@ -62,7 +63,7 @@ func scanPackage(files map[string][]byte) (*pkgScan, error) {
 			switch d := d.(type) {
 			case *ast.FuncDecl:
 				if d.Recv == nil {
-					s.add(d.Name.Name, decl{file: name, pos: fset.Position(d.Pos()).String()})
+					s.add(d.Name.Name, decl{file: name, pos: fset.Position(d.Name.Pos()).String()})
 				}
 				if d.Doc != nil {
 					for _, c := range d.Doc.List {
@@ -166,16 +167,31 @@ func parseDirective(text string, fn *ast.FuncDecl) (entry, error) {
 	if fn == nil {
 		return entry{}, fmt.Errorf("directive %q is not in the doc comment of a function", text)
 	}
-	if fn.Recv != nil || fn.Type.TypeParams != nil || fn.Type.Results != nil || !takesBus(fn.Type.Params) {
-		return entry{}, fmt.Errorf("directive %q: %s must be func %s(bus *cqrs.Bus)", text, fn.Name.Name, fn.Name.Name)
+	if fn.Recv != nil || fn.Type.TypeParams != nil || fn.Type.Results != nil || !takesBus(fn.Type.Params, k.deps) {
+		want := "bus *cqrs.Bus"
+		if k.deps {
+			want += ", deps Deps"
+		}
+		return entry{}, fmt.Errorf("directive %q: %s must be func %s(%s)", text, fn.Name.Name, fn.Name.Name, want)
 	}
-	return entry{Kind: k.name, Type: fields[1], Func: fn.Name.Name, ord: k.order}, nil
+	return entry{Kind: k.name, Type: fields[1], Func: fn.Name.Name, Deps: k.deps, ord: k.order}, nil
 }
 
-// takesBus reports whether params is one parameter of type *cqrs.Bus.
-func takesBus(params *ast.FieldList) bool {
-	if params == nil || len(params.List) != 1 || len(params.List[0].Names) > 1 {
+// takesBus reports whether params is one parameter of type *cqrs.Bus, or
+// with deps, that and one of type Deps.
+func takesBus(params *ast.FieldList, deps bool) bool {
+	want := 1
+	if deps {
+		want = 2
+	}
+	if params == nil || len(params.List) != want || len(params.List[0].Names) > 1 {
 		return false
+	}
+	if deps {
+		last := params.List[1]
+		if id, ok := last.Type.(*ast.Ident); !ok || id.Name != "Deps" || len(last.Names) > 1 {
+			return false
+		}
 	}
 	star, ok := params.List[0].Type.(*ast.StarExpr)
 	if !ok {

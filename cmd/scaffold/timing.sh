@@ -26,8 +26,8 @@ measure() {
   t1=$(now)
   (cd "$dir" && go test -count=1 ./... >/dev/null)
   t2=$(now)
-  awk -v l="$label" -v a="$t0" -v b="$t1" -v c="$t2" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
-    'BEGIN { printf "%-5s scaffold new %5.1f s + go test ./... %6.1f s = %6.1f s   (load %s)\n", l, b-a, c-b, c-a, load }'
+  awk -v l="$label" -v a="$t0" -v b="$t1" -v c="$t2" -v ld="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN { printf "%-5s scaffold new %5.1f s + go test ./... %6.1f s = %6.1f s   (load %s)\n", l, b-a, c-b, c-a, ld }'
 }
 
 mode=${1:-all}

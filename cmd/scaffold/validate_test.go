@@ -30,6 +30,7 @@ func TestNew_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 		{name: "keyword package", args: []string{"go", "--module", "example.com/x"}, code: 1, want: `package name "go" is a Go keyword`},
 		{name: "keyword after dropping hyphens", args: []string{"for-", "--module", "example.com/x"}, code: 1, want: `service name "for-"`},
 		{name: "package clashing with main.go", args: []string{"cqrs", "--module", "example.com/x"}, code: 1, want: `package name "cqrs" would clash`},
+		{name: "package clashing with an import of main.go", args: []string{"saga", "--module", "example.com/x"}, code: 1, want: `package name "saga" would clash`},
 		{name: "package clashing with a builtin", args: []string{"len", "--module", "example.com/x"}, code: 1, want: `package name "len" would clash`},
 		{name: "no module", args: []string{"orders"}, code: 2, want: "--module is required"},
 		{name: "bad module path", args: []string{"orders", "--module", "example.com/a b"}, code: 1, want: `--module "example.com/a b" is not a valid module path`},
@@ -89,7 +90,7 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 		want  string
 	}{
 		{name: "no name", args: []string{"command"}, code: 2, want: "takes 2 argument(s), got 1"},
-		{name: "unknown kind", args: []string{"widget", "Foo"}, code: 2, want: `unknown kind "widget"; scaffold add takes command, event, query`},
+		{name: "unknown kind", args: []string{"widget", "Foo"}, code: 2, want: `unknown kind "widget"; scaffold add takes aggregate, command, event, query, saga`},
 		{name: "keyword", args: []string{"command", "type"}, code: 1, want: `name "type" is a Go keyword`},
 		{name: "not an identifier", args: []string{"command", "Place-Order"}, code: 1, want: `name "Place-Order" is not a Go identifier`},
 		{name: "starts with a digit", args: []string{"event", "2Fast"}, code: 1, want: `name "2Fast" is not a Go identifier`},
@@ -122,6 +123,13 @@ func TestAdd_RefusesBadInputBeforeWritingAnything(t *testing.T) {
 			name: "bad directive", args: []string{"command", "Refund"}, code: 1, want: `directive "//scaffold:command Refund": registerRefund must be func registerRefund(bus *cqrs.Bus)`,
 			setup: func(t *testing.T, root string) string {
 				write(t, filepath.Join(root, "internal", "orders", "refund.go"), "package orders\n\ntype Refund struct{}\n\n//scaffold:command Refund\nfunc registerRefund() {}\n")
+				return ""
+			},
+		},
+		{
+			name: "aggregate directive without deps", args: []string{"command", "Refund"}, code: 1, want: `directive "//scaffold:aggregate Ledger": registerLedger must be func registerLedger(bus *cqrs.Bus, deps Deps)`,
+			setup: func(t *testing.T, root string) string {
+				write(t, filepath.Join(root, "internal", "orders", "ledger.go"), "package orders\n\ntype Ledger struct{}\n\n//scaffold:aggregate Ledger\nfunc registerLedger(bus *cqrs.Bus) {}\n")
 				return ""
 			},
 		},
@@ -230,5 +238,16 @@ func write(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdd_RefusesATestNameTheUserHas: the piece's test functions collide
+// too.
+func TestAdd_RefusesATestNameTheUserHas(t *testing.T) {
+	root := writeService(t)
+	write(t, filepath.Join(root, "internal", "orders", "mine_test.go"), "package orders\n\nimport \"testing\"\n\nfunc TestRefund_IsHandled(t *testing.T) {}\n")
+	code, _, errOut := scaffold(t, "add", "command", "Refund", "--dir", root)
+	if code != 1 || !strings.Contains(errOut, "TestRefund_IsHandled is already declared at internal/orders/mine_test.go:5:6") {
+		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
