@@ -63,3 +63,37 @@ func TestStop_HandlerWaitingForAReplyGetsIt(t *testing.T) {
 
 var _ = errors.New
 var _ atomic.Int64
+
+// A command sent without a reply address to a handler with replies is
+// retried like any command when the handler fails, then poisoned: nobody
+// hears the error, so acking it would lose the command.
+func TestHandleCommandWithReply_FailedCommandWithoutReplyToIsRetriedThenPoisoned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := broker(t)
+		app, bus := service(t, b, "tables", `
+middleware:
+  retry: {max_attempts: 3}
+  delayed_retry: {enabled: false}
+  breaker: {enabled: false}
+`)
+		var calls atomic.Int64
+		cqrs.HandleCommandWithReply(bus, func(context.Context, ReserveTable) (TableReserved, error) {
+			calls.Add(1)
+			return TableReserved{}, errors.New("database unavailable")
+		})
+		start(t, app)
+		if err := cqrs.Send(context.Background(), bus, ReserveTable{ID: "1", Guests: 2}); err != nil {
+			t.Fatal(err)
+		}
+		// Retries back off on the (fake) clock: let it run.
+		for end := time.Now().Add(time.Minute); time.Now().Before(end) && len(browse(t, b, "tables.poison")) == 0; {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if n := calls.Load(); n != 3 {
+			t.Errorf("handler called %d times, want 3 (retry.max_attempts)", n)
+		}
+		if p := browse(t, b, "tables.poison"); len(p) != 1 {
+			t.Errorf("%d messages poisoned, want 1", len(p))
+		}
+	})
+}
