@@ -29,9 +29,12 @@ func (e *RemoteError) Error() string {
 // HandleCommandWithReply registers fn as the one handler of commands of
 // type C, as [HandleCommand] does, and answers each command sent with
 // [Request] with what fn returns: R, or fn's error, which the caller
-// receives as a [*RemoteError]. An error is an answer: the command is acked,
-// not retried, and what fn published before failing is withdrawn. Commands
-// sent with [Send] are handled the same way and get no reply.
+// receives as a [*RemoteError]. To a request an error is an answer: the
+// command is acked, not retried, and what fn published before failing is
+// withdrawn. A command without a reply address (sent with [Send], through
+// the outbox, or by a foreign client) gets no reply, and an error fails it
+// as it does with [HandleCommand]: the middleware stack retries it, and
+// poisons it once the attempts are used up.
 func HandleCommandWithReply[C, R any](b *Bus, fn func(ctx context.Context, c C) (R, error), opts ...framework.HandlerOption) {
 	in := infoOf[C](b)
 	if !b.claim("command", in.name, caller()) {
@@ -55,6 +58,9 @@ func handleRequests[Q, R any](b *Bus, in info, fn func(context.Context, Q) (R, e
 			return nil, err
 		}
 		r, herr := fn(ctx, q)
+		if herr != nil && msg.Metadata.Get(millrace.MetadataReplyTo) == "" {
+			return nil, herr // nobody to answer: retried like any command
+		}
 		if herr != nil {
 			framework.Withdraw(ctx)
 			framework.Logger(ctx).LogAttrs(ctx, slog.LevelInfo, "request handler failed; the error is its reply",

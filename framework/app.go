@@ -69,8 +69,11 @@ type App struct {
 	cancelHandlers context.CancelFunc
 	subCtx         context.Context // subscriptions; cancelled after the drain
 	cancelSubs     context.CancelFunc
-	stopIntake     chan struct{}
-	loops          sync.WaitGroup
+	stopIntake     chan struct{}  // closed when shutdown begins: handlers and workers stop taking work
+	stopLate       chan struct{}  // closed once those drained: ephemeral handlers (replies) stop too
+	lateOnce       sync.Once      // closes stopLate
+	loops          sync.WaitGroup // consume loops of the handlers, and the workers
+	lateLoops      sync.WaitGroup // consume loops of the ephemeral handlers
 	inFlight       atomic.Int64
 	fatal          chan error
 	started        chan struct{}
@@ -111,6 +114,7 @@ func New(cfg *Config, logger *slog.Logger, tr transports.Transport) (*App, error
 		codec:      JSON{},
 		names:      map[string]bool{},
 		stopIntake: make(chan struct{}),
+		stopLate:   make(chan struct{}),
 		fatal:      make(chan error, 1),
 		started:    make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -188,7 +192,14 @@ func (a *App) register(name, topic string, fn message.HandlerFunc, opts []Handle
 			h.group = a.cfg.Service.Name + "." + name + "." + a.instance
 		}
 	}
-	h.consumer = millrace.Consumer{Service: a.cfg.Service.Name, Handler: name, Topic: topic, Group: h.group, Stopping: a.stopIntake}
+	h.stop = a.stopIntake
+	if h.ephemeral {
+		// An ephemeral subscription carries what the other handlers
+		// wait for (the replies to their requests): it takes messages
+		// until they have drained.
+		h.stop = a.stopLate
+	}
+	h.consumer = millrace.Consumer{Service: a.cfg.Service.Name, Handler: name, Topic: topic, Group: h.group, Stopping: h.stop}
 	h.base = millrace.WithConsumer(a.handlerCtx, &h.consumer)
 	var problems []string
 	switch {
@@ -303,7 +314,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 		if err != nil {
 			return fmt.Errorf("subscribe to %q for this instance: %w", h.topic, err)
 		}
-		a.loops.Add(1)
+		a.loopsOf(h).Add(1)
 		h.running.Add(1)
 		go a.consume(h, chain, ch, false)
 		a.logger.Debug("handler started", slog.String("handler", h.name), slog.String("topic", h.topic), slog.Bool("ephemeral", true))
@@ -325,7 +336,7 @@ func (a *App) startHandler(ctx context.Context, h *handler) error {
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", h.topic, err)
 		}
-		a.loops.Add(1)
+		a.loopsOf(h).Add(1)
 		h.running.Add(1)
 		go a.consume(h, chain, ch, concurrent)
 	}
@@ -374,7 +385,11 @@ func (a *App) Run(ctx context.Context) error {
 //  1. it stops taking new messages (a message received but not yet handed
 //     to a handler is nacked, so the broker delivers it again);
 //  2. it waits for in-flight handlers to finish, up to shutdown.timeout (or
-//     until ctx is done), without cancelling their contexts;
+//     until ctx is done), without cancelling their contexts; handlers
+//     registered with [Ephemeral] (such as the replies of cqrs requests)
+//     keep taking messages until the others and the workers of [App.Go]
+//     have finished, so a handler waiting for a reply gets it, and then
+//     stop as well;
 //  3. if some are still running, it cancels their contexts and waits up to
 //     shutdown.cancel_grace more; a handler still running after that is
 //     abandoned, and its message, never acked, is delivered again later;
@@ -405,6 +420,8 @@ func (a *App) Stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		a.loops.Wait()
+		a.stopEphemeral()
+		a.lateLoops.Wait()
 		close(drained)
 	}()
 
@@ -420,6 +437,7 @@ func (a *App) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	a.stopEphemeral()
 	errs = append(errs, a.closeAll(), a.closeObservability())
 	a.cancelHandlers()
 
@@ -431,6 +449,9 @@ func (a *App) Stop(ctx context.Context) error {
 	a.logger.Info("service stopped")
 	return a.stopErr
 }
+
+// stopEphemeral makes the ephemeral handlers stop taking messages.
+func (a *App) stopEphemeral() { a.lateOnce.Do(func() { close(a.stopLate) }) }
 
 // wait reports whether done closed within d (and before ctx was done).
 func (a *App) wait(ctx context.Context, done <-chan struct{}, d time.Duration) bool {

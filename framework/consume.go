@@ -29,7 +29,7 @@ import (
 // So there are as many as messages were out at once, plus one, and a
 // handler's stack, once grown, serves the next message.
 func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, concurrent bool) {
-	defer a.loops.Done()
+	defer a.loopsOf(h).Done()
 	defer h.running.Add(-1)
 	var ended sync.Once
 	if !concurrent {
@@ -42,6 +42,15 @@ func (a *App) consume(h *handler, chain message.HandlerFunc, ch <-chan *message.
 	}
 	p.start()
 	p.wg.Wait()
+}
+
+// loopsOf returns the wait group of h's consume loops: ephemeral handlers
+// stop after the others (see [App.Stop]).
+func (a *App) loopsOf(h *handler) *sync.WaitGroup {
+	if h.ephemeral {
+		return &a.lateLoops
+	}
+	return &a.loops
 }
 
 // takers are the goroutines that take a concurrent subscription's messages.
@@ -95,11 +104,11 @@ func (p *takers) release() {
 // beyond the cap.
 func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Message, ended *sync.Once, p *takers) {
 	for {
-		if !p.acquire(a.stopIntake) {
+		if !p.acquire(h.stop) {
 			return
 		}
 		select {
-		case <-a.stopIntake:
+		case <-h.stop:
 			p.release()
 			return
 		case msg, ok := <-ch:
@@ -115,7 +124,7 @@ func (a *App) take(h *handler, chain message.HandlerFunc, ch <-chan *message.Mes
 				return
 			}
 			select {
-			case <-a.stopIntake:
+			case <-h.stop:
 				p.release()
 				msg.Nack() // shutting down: leave it to the broker
 				return

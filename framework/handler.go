@@ -21,7 +21,8 @@ type handler struct {
 	concurrency int
 	maxInFlight int // 0: one per partition
 	publishTo   string
-	ephemeral   bool // one subscription of this instance alone (see Ephemeral)
+	ephemeral   bool          // one subscription of this instance alone (see Ephemeral)
+	stop        chan struct{} // closed when it must stop taking messages (App.stopIntake or stopLate)
 	middleware  []message.HandlerMiddleware
 	types       []string            // message types it takes; nil: all (see MessageTypes)
 	fn          message.HandlerFunc // the innermost function, see invoke
