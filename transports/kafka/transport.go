@@ -36,7 +36,7 @@ type Transport struct {
 	sarama    *sarama.Config
 	ephemeral *sarama.Config // sarama, but partitions are read from the newest offset
 	logger    watermill.LoggerAdapter
-	pub       *wkafka.Publisher
+	pub       *syncPublisher
 
 	subs transports.Subscribers[*subscriber]
 
@@ -64,11 +64,7 @@ func Open(_ context.Context, cfg Config, deps transports.Deps) (*Transport, erro
 		logger.Warn("kafka: tls.insecure_skip_verify accepts any broker certificate; use it in tests only")
 	}
 	wl := quietLogger{transports.WatermillLogger(logger)}
-	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
-		Brokers:               cfg.Brokers,
-		Marshaler:             marshaler{},
-		OverwriteSaramaConfig: sc,
-	}, wl)
+	pub, err := newSyncPublisher(cfg.Brokers, sc)
 	if err != nil {
 		// Sarama's errors name brokers and causes, never the SASL password.
 		return nil, fmt.Errorf("kafka: connect publisher to %v: %w", cfg.Brokers, explain(err))
