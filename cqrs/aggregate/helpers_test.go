@@ -112,7 +112,13 @@ func forEachStore(t *testing.T, f func(t *testing.T, s store)) {
 	})
 }
 
-func newRepo(t testing.TB, s eventstore.Store, opts ...aggregate.Option) *aggregate.Repository[*Account] {
+// fataler is what newRepo needs of a *testing.T or *rapid.T.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func newRepo(t fataler, s eventstore.Store, opts ...aggregate.Option) *aggregate.Repository[*Account] {
 	t.Helper()
 	r, err := aggregate.NewRepository(s, accounts(), opts...)
 	if err != nil {

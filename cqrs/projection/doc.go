@@ -35,6 +35,11 @@
 // old tables are dropped. A rebuild killed midway goes on from its
 // checkpoint when Rebuild runs again.
 //
+// [Projector.Consume] feeds the same definition from the transport
+// instead (an App handler; each message's writes and its dedup mark commit
+// together): for a service that cannot read the owner's event store. It
+// has no global position, so no rebuild.
+//
 // The events come through the store's upcasters, live and rebuilding
 // alike, so a projection only ever handles the current version of each
 // event.
