@@ -53,7 +53,7 @@ var kinds = []kind{
 	},
 	{
 		name: "aggregate", order: 3, deps: true,
-		sends: func(name string) []string { return []string{"Create" + name} },
+		sends:   func(name string) []string { return []string{"Create" + name} },
 		summary: "an event-sourced aggregate <Name>, its event <Name>Created, the command Create<Name> that records it, and their tests",
 		data: func(d map[string]any, name string) {
 			d["Created"] = name + "Created"
@@ -64,7 +64,7 @@ var kinds = []kind{
 	},
 	{
 		name: "saga", order: 4, deps: true,
-		sends: func(name string) []string { return []string{"Start" + name} },
+		sends:   func(name string) []string { return []string{"Start" + name} },
 		summary: "an orchestrated saga <Name>: its state, the command Start<Name>, one step with its participant, and its test",
 		data: func(d map[string]any, name string) {
 			d["Start"] = "Start" + name
