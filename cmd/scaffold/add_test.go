@@ -123,7 +123,7 @@ func TestAdd_EditsElsewhereSurvive(t *testing.T) {
 			t.Errorf("register_gen.go lacks %s", call)
 		}
 	}
-	if !strings.Contains(string(gen), `var Commands = []string{"PlaceOrder", "ReserveStock"}`) {
+	if !strings.Contains(string(gen), `var Commands = []string{"CreateAccount", "PlaceOrder", "ReserveStock", "StartFulfilment"}`) {
 		t.Errorf("register_gen.go:\n%s", gen)
 	}
 }

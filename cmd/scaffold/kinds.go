@@ -29,19 +29,20 @@ type kind struct {
 	data func(d map[string]any, name string)
 	// deps says its registration function takes Deps after the bus.
 	deps bool
-	// sendable is the list of register_gen.go ([Send], [Publish]) it is
-	// in: "command", "event" or "".
-	sendable string
+	// sends and publishes name the commands and events of a piece of type
+	// name that register_gen.go's Send and Publish take (those the package
+	// declares).
+	sends, publishes func(name string) []string
 }
 
 var kinds = []kind{
 	{
-		name: "command", order: 0, sendable: "command",
+		name: "command", order: 0, sends: itself,
 		summary: "a command (a request to change something), its one handler and its tests",
 		data:    func(d map[string]any, name string) { d["Publishes"] = "" },
 	},
 	{
-		name: "event", order: 1, sendable: "event",
+		name: "event", order: 1, publishes: itself,
 		summary: "an event (something that happened), a handler of it and its test",
 		data:    func(d map[string]any, name string) { d["Handler"] = kebab(name) },
 	},
@@ -52,6 +53,7 @@ var kinds = []kind{
 	},
 	{
 		name: "aggregate", order: 3, deps: true,
+		sends:   func(name string) []string { return []string{"Create" + name} },
 		summary: "an event-sourced aggregate <Name>, its event <Name>Created, the command Create<Name> that records it, and their tests",
 		data: func(d map[string]any, name string) {
 			d["Created"] = name + "Created"
@@ -62,6 +64,7 @@ var kinds = []kind{
 	},
 	{
 		name: "saga", order: 4, deps: true,
+		sends:   func(name string) []string { return []string{"Start" + name} },
 		summary: "an orchestrated saga <Name>: its state, the command Start<Name>, one step with its participant, and its test",
 		data: func(d map[string]any, name string) {
 			d["Start"] = "Start" + name
@@ -71,6 +74,9 @@ var kinds = []kind{
 		},
 	},
 }
+
+// itself is the sends or publishes of a kind whose piece is the message.
+func itself(name string) []string { return []string{name} }
 
 // kindNamed returns the kind called name.
 func kindNamed(name string) (kind, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/format"
 	"path"
+	"sort"
 	"strings"
 	"text/template"
 
@@ -185,13 +186,15 @@ func renderGenerated(pkg string, pkgFiles map[string][]byte) ([]file, error) {
 	var commands, events []string
 	for _, e := range entries {
 		k, _ := kindNamed(e.Kind)
-		switch k.sendable {
-		case "command":
-			commands = append(commands, e.Type)
-		case "event":
-			events = append(events, e.Type)
+		if k.sends != nil {
+			commands = append(commands, scan.declaredTypes(k.sends(e.Type))...)
+		}
+		if k.publishes != nil {
+			events = append(events, scan.declaredTypes(k.publishes(e.Type))...)
 		}
 	}
+	sort.Strings(commands)
+	sort.Strings(events)
 	data := map[string]any{"Package": pkg, "Entries": entries, "Commands": commands, "Events": events}
 	var out []file
 	for _, f := range genFiles {

@@ -143,6 +143,17 @@ func (s *pkgScan) declaresType(name string) bool {
 	return false
 }
 
+// declaredTypes returns those of names that the package declares as types.
+func (s *pkgScan) declaredTypes(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if s.declaresType(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // entry returns the registration of type name, if there is one.
 func (s *pkgScan) entry(name string) (entry, bool) {
 	for _, e := range s.entries {
