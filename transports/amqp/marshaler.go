@@ -65,7 +65,9 @@ var properties = []struct {
 //     correlation-id (correlation_id), type (message_type), app-id
 //     (published_by), reply-to (reply_to), timestamp (published_at, to the
 //     second), expiration (MetadataExpiration) and priority
-//     (MetadataPriority). It does not forward watermill-amqp's redelivered
+//     (MetadataPriority); a value longer than an AMQP short string (255
+//     bytes) is left out of its property and kept in its header. It does
+//     not forward watermill-amqp's redelivered
 //     flag: a republished message is a new delivery.
 //   - Unmarshal accepts messages it did not write, and reads those
 //     properties back into the metadata keys they come from when no header
@@ -89,7 +91,9 @@ func (m marshaler) Marshal(msg *message.Message) (amqp091.Publishing, error) {
 	delete(p.Headers, wamqp.MetadataRedeliveredKey)
 	p.MessageId = msg.UUID
 	for _, prop := range properties {
-		if v := msg.Metadata[prop.key]; v != "" {
+		// AMQP short strings hold 255 bytes: a longer value stays in its
+		// header only (amqp091 would cut it short on the wire).
+		if v := msg.Metadata[prop.key]; v != "" && len(v) <= 255 {
 			prop.set(&p, v)
 		}
 	}
@@ -141,6 +145,9 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	}
 	if !d.Timestamp.IsZero() && md[millrace.MetadataPublishedAt] == "" {
 		md[millrace.MetadataPublishedAt] = d.Timestamp.UTC().Format(time.RFC3339Nano)
+	}
+	if d.Priority > 0 && md[MetadataPriority] == "" {
+		md[MetadataPriority] = strconv.Itoa(int(d.Priority))
 	}
 	if d.Expiration != "" && md[MetadataExpiration] == "" {
 		if ms, err := strconv.ParseInt(d.Expiration, 10, 64); err == nil && ms > 0 {

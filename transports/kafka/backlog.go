@@ -17,7 +17,7 @@ var (
 
 // Backlog returns how many messages of topic consumer group group has
 // still to consume: its [Transport.Lag] summed over the partitions. Its
-// delayed retries, in the retry topic, are not counted until they are due.
+// delayed retries, in the retry topic, are not counted.
 // With group "" it returns how many records topic retains, each
 // partition's high watermark minus its oldest offset (the size of a
 // poison topic; records deleted by compaction are counted). A topic that
