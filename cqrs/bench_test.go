@@ -222,7 +222,7 @@ func benchRequestReply(b *testing.B, env []string, callers int) {
 		b.Cleanup(func() { _ = app.Stop(context.Background()) })
 		return app, cqrs.New(app)
 	}
-	app, bus := newApp("bench")
+	app, bus := newApp("cqrs-bench-rr") // not "bench": cmd/bench checks that it leaves no "bench." queue
 	cqrs.HandleCommandWithReply(bus, func(_ context.Context, c ReserveTable) (TableReserved, error) {
 		return TableReserved{Table: c.ID}, nil
 	}, framework.Concurrency(4))

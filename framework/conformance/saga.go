@@ -92,7 +92,10 @@ func (s *suite) sagaOn(t *testing.T, db sagaDB) {
 		}
 	}
 	got := map[string]*saga.Instance{}
-	waitUntil(t, "every saga to end", func() bool {
+	// Four hops per saga, each through the outbox and the broker, with a
+	// timeout of 8s in the "late" one: on a loaded machine's MySQL
+	// transport this takes more than one WaitTimeout.
+	waitUntilFor(t, 3*WaitTimeout, "every saga to end", func() bool {
 		for id := range want {
 			_, in, err := m.Get(ctx, id)
 			if err != nil && !errors.Is(err, saga.ErrNotFound) {

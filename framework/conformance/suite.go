@@ -208,12 +208,19 @@ func (svc *service) WaitUntil(what string, cond func() bool) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitTimeout)
+	waitUntilFor(t, WaitTimeout, what, cond)
+}
+
+// waitUntilFor is waitUntil for a wait that may take longer than
+// WaitTimeout: a flow of several hops on every message.
+func waitUntilFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", WaitTimeout, what)
+			t.Fatalf("waited %v for %s", d, what)
 		}
 		<-tick.C
 	}
