@@ -43,7 +43,12 @@ func WithID(id string) PublishOption {
 // message is sent when the handler returns nil, before the handled message is
 // acked, and discarded if the handler fails — so a failed attempt publishes
 // nothing and a retried one does not publish twice. The message inherits the
-// handled message's correlation id and gets its id as causation id.
+// handled message's correlation id and gets its id as causation id. It is
+// safe to publish from goroutines the handler starts, as long as they
+// publish before the handler returns; a publish on the handler's context
+// after its output was sent (the handler succeeded) is sent at once, and
+// one after the handler failed for good (or its message was settled
+// without its output, as by poisoning) returns [ErrHandlingFailed].
 //
 // Called with any other context, or one made by [Immediate], Publish sends
 // at once and returns the transport's error.
@@ -83,10 +88,13 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 		a.stamp(handled, msg)
 	}
 	if hd != nil && ctx.Value(immediateKey{}) == nil {
-		for _, msg := range msgs {
-			hd.pending = append(hd.pending, outgoing{topic: topic, msg: msg})
+		held, err := hd.hold(topic, msgs)
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		return nil
+		if held {
+			return nil
+		}
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -114,9 +122,14 @@ func (a *App) publish(ctx context.Context, topic string, msgs []*message.Message
 // nothing.
 func Withdraw(ctx context.Context) {
 	if hd := handlingFrom(ctx); hd != nil {
-		hd.pending = hd.pending[:0]
+		hd.take(false)
 	}
 }
+
+// ErrHandlingFailed is returned by a publish on the context of a handler
+// that has failed and whose message was given back to the broker: what it
+// published is dropped, and so is this.
+var ErrHandlingFailed = errors.New("the handler of this context failed; its publishes are dropped")
 
 type immediateKey struct{}
 
