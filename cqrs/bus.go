@@ -29,6 +29,7 @@ type Bus struct {
 
 	mu       sync.Mutex
 	handlers map[string]string // command or query name -> where its handler was registered
+	events   map[string]bool   // names of the App handlers of the bus's event subscriptions
 	queries  map[string]localQuery
 
 	replies pendingReplies
@@ -80,6 +81,7 @@ func New(app *framework.App, opts ...Option) *Bus {
 		replyTo:  app.Config().Service.Name + ".replies",
 		codecs:   codecs{send: app.Codec()},
 		handlers: map[string]string{},
+		events:   map[string]bool{},
 		queries:  map[string]localQuery{},
 	}
 	b.replies.waiting = map[string]chan *message.Message{}
@@ -93,7 +95,7 @@ func New(app *framework.App, opts ...Option) *Bus {
 		app.RegistrationError(errors.New("cqrs: empty reply topic"))
 	}
 	app.Observe(framework.ObserverFunc(func(o framework.Outcome) {
-		if o.Skipped {
+		if o.Skipped && b.isEventHandler(o.Handler) {
 			b.stats.skipped.Add(1)
 		}
 	}))
@@ -101,13 +103,22 @@ func New(app *framework.App, opts ...Option) *Bus {
 	return b
 }
 
-// App returns the App the bus runs on.
+// isEventHandler reports whether the App handler named name is one of the
+// bus's event subscriptions.
+func (b *Bus) isEventHandler(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.events[name]
+}
+
+// App returns the [framework.App] the bus runs on.
 func (b *Bus) App() *framework.App { return b.app }
 
 // Stats counts what the bus set aside without an error.
 type Stats struct {
 	// SkippedEvents are messages of a type no handler of their subscription
-	// takes, acked unhandled (see framework.MessageTypes).
+	// takes, acked unhandled (see [framework.MessageTypes]), counted for the
+	// bus's event subscriptions ([HandleEvent], [HandleEvents]) alone.
 	SkippedEvents int64
 	// LateReplies are replies to this instance that came after the caller
 	// had given up (its context ended), dropped.

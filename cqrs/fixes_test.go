@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/cqrs"
+	"github.com/millrace/millrace/framework"
 )
 
 // A handler waiting in Request when shutdown begins still gets its reply:
@@ -94,6 +95,26 @@ middleware:
 		}
 		if p := browse(t, b, "tables.poison"); len(p) != 1 {
 			t.Errorf("%d messages poisoned, want 1", len(p))
+		}
+	})
+}
+
+// SkippedEvents counts the bus's event subscriptions alone, not the skips
+// of other App handlers.
+func TestStats_SkippedEventsCountsOnlyTheBussEventSubscriptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := broker(t)
+		app, bus := service(t, b, "shop", noStack)
+		cqrs.HandleEvent(bus, "placed-only", func(context.Context, OrderPlaced) error { return nil })
+		framework.Handle(app, "raw-placed", "orders.events", func(context.Context, OrderPlaced) error { return nil },
+			framework.MessageTypes("orders.OrderPlaced"))
+		start(t, app)
+		ctx := context.Background()
+		_ = cqrs.Publish(ctx, bus, OrderPlaced{ID: "a"})
+		_ = cqrs.Publish(ctx, bus, OrderPaid{ID: "a"})
+		synctest.Wait()
+		if s := bus.Stats().SkippedEvents; s != 1 {
+			t.Errorf("SkippedEvents = %d, want 1 (the bus's subscription's skip, not the App handler's)", s)
 		}
 	})
 }

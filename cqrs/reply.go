@@ -140,7 +140,7 @@ func request[R any](ctx context.Context, b *Bus, in info, v any, opts []framewor
 }
 
 // handleReplies registers the App handler of this instance's replies: one
-// subscription of its own on the reply topic (framework.Ephemeral), with
+// subscription of its own on the reply topic ([framework.Ephemeral]), with
 // no middleware, that hands each reply to the request waiting for it.
 func (b *Bus) handleReplies() {
 	framework.HandleRaw(b.app, "cqrs.replies", b.replyTo, func(msg *message.Message) ([]*message.Message, error) {

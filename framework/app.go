@@ -147,7 +147,7 @@ func (a *App) RegistrationError(err error) {
 	}
 }
 
-// Config returns the App's configuration. It must not be modified.
+// Config returns the App's [Config]. It must not be modified.
 func (a *App) Config() *Config { return a.cfg }
 
 // Logger returns the App's logger, which carries the service name.
@@ -159,20 +159,20 @@ func (a *App) Logger() *slog.Logger { return a.logger }
 func (a *App) Transport() transports.Transport { return a.transport }
 
 // Publisher returns the transport's publisher, for raw Watermill messages.
-// Messages sent through it bypass the envelope; prefer App.Publish and
-// App.PublishMessage.
+// Messages sent through it bypass the envelope; prefer [App.Publish] and
+// [App.PublishMessage].
 func (a *App) Publisher() message.Publisher { return a.publisher }
 
 // SetCodec replaces the JSON codec for everything the App publishes and
-// decodes. Call it before registering handlers.
+// decodes ([Codec]). Call it before registering handlers.
 func (a *App) SetCodec(c Codec) { a.codec = c }
 
 // Use adds Watermill middleware around every handler, inside the default
-// stack (see MiddlewareConfig) and outside the handler's own (framework.Use);
+// stack (see [MiddlewareConfig]) and outside the handler's own ([Use]);
 // the first one given is the outermost. Call it before Start.
 func (a *App) Use(m ...message.HandlerMiddleware) { a.middleware = append(a.middleware, m...) }
 
-// Observe adds an observer that is told about every handled message. Call it
+// Observe adds an [Observer] that is told about every handled message. Call it
 // before Start.
 func (a *App) Observe(o Observer) { a.observers = append(a.observers, o) }
 
