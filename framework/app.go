@@ -77,6 +77,7 @@ type App struct {
 	inFlight       atomic.Int64
 	fatal          chan error
 	started        chan struct{}
+	startErr       error // what Start returned, set before started closes
 	stopped        chan struct{}
 	stopErr        error
 }
@@ -251,8 +252,8 @@ func (a *App) Go(name string, fn func(ctx context.Context) error) {
 // subscriptions are open, so a message published after Start returns is
 // handled. ctx bounds only the start itself. Registration errors, and a
 // transport that cannot subscribe, are returned (after undoing what was
-// started).
-func (a *App) Start(ctx context.Context) error {
+// started). Either way [App.Started] is closed when it returns.
+func (a *App) Start(ctx context.Context) (err error) {
 	a.mu.Lock()
 	if a.state != stateNew {
 		a.mu.Unlock()
@@ -260,6 +261,10 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.state = stateRunning
 	a.mu.Unlock()
+	defer func() {
+		a.startErr = err
+		close(a.started)
+	}()
 
 	if err := errors.Join(a.regErrs...); err != nil {
 		return errors.Join(err, a.Stop(context.Background()))
@@ -279,7 +284,6 @@ func (a *App) Start(ctx context.Context) error {
 		a.server = srv
 		a.mu.Unlock()
 	}
-	close(a.started)
 	a.logger.Debug("effective configuration", slog.Any("config", a.cfg))
 	a.logger.Info("service started",
 		slog.Int("handlers", len(a.handlers)),
@@ -562,10 +566,23 @@ func (a *App) Prepare(ctx context.Context, topic, group string) error {
 	return nil
 }
 
-// Started returns a channel that is closed once Start (or Run) has opened
-// every subscription: from then on, published messages reach the handlers on
-// every transport.
+// Started returns a channel that is closed once Start (or Run) has
+// returned: if it succeeded ([App.StartErr] is nil) every subscription is
+// open, and from then on published messages reach the handlers on every
+// transport. It is closed when Start fails too, so nobody waits for an App
+// that will never run; StartErr then says why.
 func (a *App) Started() <-chan struct{} { return a.started }
+
+// StartErr returns the error Start returned, once [App.Started] is closed;
+// nil before, and after a successful start.
+func (a *App) StartErr() error {
+	select {
+	case <-a.started:
+		return a.startErr
+	default:
+		return nil
+	}
+}
 
 // Codec returns the codec the App encodes and decodes payloads with.
 func (a *App) Codec() Codec { return a.codec }
