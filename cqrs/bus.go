@@ -53,8 +53,10 @@ func WithCodec(c framework.Codec) Option {
 	return func(b *Bus) { b.codecs.send = c }
 }
 
-// RequestTimeout bounds [Request] and remote [Query] calls whose context has
-// no deadline; default 30s. A caller's own deadline always wins.
+// RequestTimeout bounds [Request] and remote [Query] calls; default 30s. A
+// caller's context with an earlier deadline ends the wait sooner; one with
+// a later deadline does not extend it (a handler's context always has one,
+// middleware.timeout): raise RequestTimeout for longer requests.
 func RequestTimeout(d time.Duration) Option {
 	return func(b *Bus) { b.timeout = d }
 }
@@ -66,7 +68,7 @@ func ReplyTopic(topic string) Option {
 	return func(b *Bus) { b.replyTo = topic }
 }
 
-// DefaultRequestTimeout bounds a request whose context has no deadline.
+// DefaultRequestTimeout is the [RequestTimeout] of a bus without the option.
 const DefaultRequestTimeout = 30 * time.Second
 
 // New returns a bus on app. Its handlers are App handlers: they get the

@@ -3,6 +3,7 @@ package cqrs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -115,6 +116,34 @@ func TestStats_SkippedEventsCountsOnlyTheBussEventSubscriptions(t *testing.T) {
 		synctest.Wait()
 		if s := bus.Stats().SkippedEvents; s != 1 {
 			t.Errorf("SkippedEvents = %d, want 1 (the bus's subscription's skip, not the App handler's)", s)
+		}
+	})
+}
+
+// In a handler, whose context has the middleware timeout's deadline (60s),
+// the bus's shorter RequestTimeout still bounds a request.
+func TestRequest_RequestTimeoutAppliesInHandlers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := broker(t)
+		app, bus := service(t, b, "front", noStack+"  timeout: 60s\n", cqrs.RequestTimeout(5*time.Second))
+		type result struct {
+			err  error
+			took time.Duration
+		}
+		got := make(chan result, 1)
+		cqrs.HandleCommand(bus, func(ctx context.Context, c PlaceOrder) error {
+			begin := time.Now()
+			_, err := cqrs.Query[OrderView](ctx, bus, GetOrder{ID: "nobody answers"})
+			got <- result{err, time.Since(begin)}
+			return nil
+		})
+		start(t, app)
+		if err := cqrs.Send(context.Background(), bus, PlaceOrder{ID: "1"}); err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if r.err == nil || !strings.Contains(r.err.Error(), "no reply within 5s") || r.took != 5*time.Second {
+			t.Errorf("Query in a handler = %v after %v, want the bus timeout after 5s", r.err, r.took)
 		}
 	})
 }
