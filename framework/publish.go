@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
@@ -146,14 +147,21 @@ func Immediate(ctx context.Context) context.Context {
 // with ctx, without publishing them: for messages that are written
 // somewhere first and published later, such as through the transactional
 // outbox. In a handler's context they inherit the handled message's
-// correlation id and get its id as causation id.
+// correlation id and get its id as causation id. A message without trace
+// context gets ctx's (the W3C traceparent and tracestate entries), so that
+// its consumers continue the trace of the code that stamped it, however
+// much later it is published.
 func (a *App) Stamp(ctx context.Context, msgs ...*message.Message) {
 	var handled *message.Message
 	if hd := handlingFrom(ctx); hd != nil {
 		handled = hd.msg
 	}
+	traced := trace.SpanContextFromContext(ctx).IsValid()
 	for _, msg := range msgs {
 		a.stamp(handled, msg)
+		if traced && msg.Metadata.Get("traceparent") == "" {
+			propagator.Inject(ctx, metadataCarrier(msg.Metadata))
+		}
 	}
 }
 
