@@ -557,13 +557,27 @@ func (a *App) Prepare(ctx context.Context, topic, group string) error {
 	if err != nil {
 		return fmt.Errorf("prepare group %q of %q: %w", group, topic, err)
 	}
-	defer sub.Close()
-	if si, ok := sub.(message.SubscribeInitializer); ok {
-		if err := si.SubscribeInitialize(topic); err != nil {
+	si, ok := sub.(message.SubscribeInitializer)
+	if !ok {
+		return sub.Close()
+	}
+	// SubscribeInitialize takes no context: ctx bounds the wait for it, and
+	// a call that outlives ctx closes the subscriber when it returns.
+	done := make(chan error, 1)
+	go func() {
+		err := si.SubscribeInitialize(topic)
+		_ = sub.Close()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
 			return fmt.Errorf("prepare group %q of %q: %w", group, topic, err)
 		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("prepare group %q of %q: %w", group, topic, context.Cause(ctx))
 	}
-	return nil
 }
 
 // Started returns a channel that is closed once Start (or Run) has

@@ -108,9 +108,29 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 
 // publish sends msgs to topic in one call to the transport, in a publish
 // span that their trace context names, and counts them.
+//
+// A message with no context of its own gets ctx for the call, so that ctx
+// bounds what the transport waits for (a broker's confirm), and gets none
+// again afterwards: the caller may reuse it, and ctx must not outlive the
+// call in it.
 func (a *App) publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	span := a.tracing.startPublish(ctx, topic, msgs)
+	var lent []*message.Message
+	if ctx.Done() != nil {
+		for _, m := range msgs {
+			if m.Context() == context.Background() {
+				m.SetContext(ctx)
+				lent = append(lent, m)
+			}
+		}
+	}
 	err := a.publisher.Publish(topic, msgs...)
+	for _, m := range lent {
+		m.SetContext(context.Background())
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+	}
 	endPublish(span, err)
 	a.metrics.countPublish(topic, len(msgs), err)
 	return err
