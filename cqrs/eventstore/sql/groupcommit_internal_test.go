@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
