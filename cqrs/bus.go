@@ -29,6 +29,7 @@ type Bus struct {
 
 	mu       sync.Mutex
 	handlers map[string]string // command or query name -> where its handler was registered
+	events   map[string]bool   // names of the App handlers of the bus's event subscriptions
 	queries  map[string]localQuery
 
 	replies pendingReplies
@@ -52,8 +53,10 @@ func WithCodec(c framework.Codec) Option {
 	return func(b *Bus) { b.codecs.send = c }
 }
 
-// RequestTimeout bounds [Request] and remote [Query] calls whose context has
-// no deadline; default 30s. A caller's own deadline always wins.
+// RequestTimeout bounds [Request] and remote [Query] calls; default 30s. A
+// caller's context with an earlier deadline ends the wait sooner; one with
+// a later deadline does not extend it (a handler's context always has one,
+// middleware.timeout): raise RequestTimeout for longer requests.
 func RequestTimeout(d time.Duration) Option {
 	return func(b *Bus) { b.timeout = d }
 }
@@ -65,7 +68,7 @@ func ReplyTopic(topic string) Option {
 	return func(b *Bus) { b.replyTo = topic }
 }
 
-// DefaultRequestTimeout bounds a request whose context has no deadline.
+// DefaultRequestTimeout is the [RequestTimeout] of a bus without the option.
 const DefaultRequestTimeout = 30 * time.Second
 
 // New returns a bus on app. Its handlers are App handlers: they get the
@@ -80,6 +83,7 @@ func New(app *framework.App, opts ...Option) *Bus {
 		replyTo:  app.Config().Service.Name + ".replies",
 		codecs:   codecs{send: app.Codec()},
 		handlers: map[string]string{},
+		events:   map[string]bool{},
 		queries:  map[string]localQuery{},
 	}
 	b.replies.waiting = map[string]chan *message.Message{}
@@ -93,7 +97,7 @@ func New(app *framework.App, opts ...Option) *Bus {
 		app.RegistrationError(errors.New("cqrs: empty reply topic"))
 	}
 	app.Observe(framework.ObserverFunc(func(o framework.Outcome) {
-		if o.Skipped {
+		if o.Skipped && b.isEventHandler(o.Handler) {
 			b.stats.skipped.Add(1)
 		}
 	}))
@@ -101,13 +105,22 @@ func New(app *framework.App, opts ...Option) *Bus {
 	return b
 }
 
-// App returns the App the bus runs on.
+// isEventHandler reports whether the App handler named name is one of the
+// bus's event subscriptions.
+func (b *Bus) isEventHandler(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.events[name]
+}
+
+// App returns the [framework.App] the bus runs on.
 func (b *Bus) App() *framework.App { return b.app }
 
 // Stats counts what the bus set aside without an error.
 type Stats struct {
 	// SkippedEvents are messages of a type no handler of their subscription
-	// takes, acked unhandled (see framework.MessageTypes).
+	// takes, acked unhandled (see [framework.MessageTypes]), counted for the
+	// bus's event subscriptions ([HandleEvent], [HandleEvents]) alone.
 	SkippedEvents int64
 	// LateReplies are replies to this instance that came after the caller
 	// had given up (its context ended), dropped.

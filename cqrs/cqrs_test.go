@@ -397,6 +397,7 @@ func TestRequest_TwoInstancesEachGetOnlyTheirOwnReplies(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
+		synctest.Wait() // the other instance may still be reading the last reply
 		for i, bus := range buses {
 			s := bus.Stats()
 			if s.LateReplies != 0 || s.ForeignReplies != 20 {

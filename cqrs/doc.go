@@ -41,7 +41,7 @@
 // service's reply topic, "<service.name>.replies") and reply_instance (the
 // sending instance); the handler's reply carries the request's id as
 // causation_id, and reply_error when it failed. Each instance reads the
-// reply topic with one subscription of its own (framework.Ephemeral),
+// reply topic with one subscription of its own ([framework.Ephemeral]),
 // however many requests are in flight, and takes only its own replies. This
 // is Watermill's components/requestreply without its cost: its pub/sub
 // backend opens a subscription per request.

@@ -78,6 +78,9 @@ func HandleEvents(b *Bus, name string, handlers []EventHandler, opts ...framewor
 		b.app.RegistrationError(fmt.Errorf("cqrs: event handler %q: %s", name, strings.Join(problems, "; ")))
 		return
 	}
+	b.mu.Lock()
+	b.events[name] = true
+	b.mu.Unlock()
 	framework.HandleRaw(b.app, name, topic, func(msg *message.Message) ([]*message.Message, error) {
 		h, ok := byType[msg.Metadata.Get(millrace.MetadataType)]
 		if !ok {

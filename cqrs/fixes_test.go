@@ -3,12 +3,14 @@ package cqrs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/millrace/millrace/cqrs"
+	"github.com/millrace/millrace/framework"
 )
 
 // A handler waiting in Request when shutdown begins still gets its reply:
@@ -94,6 +96,54 @@ middleware:
 		}
 		if p := browse(t, b, "tables.poison"); len(p) != 1 {
 			t.Errorf("%d messages poisoned, want 1", len(p))
+		}
+	})
+}
+
+// SkippedEvents counts the bus's event subscriptions alone, not the skips
+// of other App handlers.
+func TestStats_SkippedEventsCountsOnlyTheBussEventSubscriptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := broker(t)
+		app, bus := service(t, b, "shop", noStack)
+		cqrs.HandleEvent(bus, "placed-only", func(context.Context, OrderPlaced) error { return nil })
+		framework.Handle(app, "raw-placed", "orders.events", func(context.Context, OrderPlaced) error { return nil },
+			framework.MessageTypes("orders.OrderPlaced"))
+		start(t, app)
+		ctx := context.Background()
+		_ = cqrs.Publish(ctx, bus, OrderPlaced{ID: "a"})
+		_ = cqrs.Publish(ctx, bus, OrderPaid{ID: "a"})
+		synctest.Wait()
+		if s := bus.Stats().SkippedEvents; s != 1 {
+			t.Errorf("SkippedEvents = %d, want 1 (the bus's subscription's skip, not the App handler's)", s)
+		}
+	})
+}
+
+// In a handler, whose context has the middleware timeout's deadline (60s),
+// the bus's shorter RequestTimeout still bounds a request.
+func TestRequest_RequestTimeoutAppliesInHandlers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := broker(t)
+		app, bus := service(t, b, "front", noStack+"  timeout: 60s\n", cqrs.RequestTimeout(5*time.Second))
+		type result struct {
+			err  error
+			took time.Duration
+		}
+		got := make(chan result, 1)
+		cqrs.HandleCommand(bus, func(ctx context.Context, c PlaceOrder) error {
+			begin := time.Now()
+			_, err := cqrs.Query[OrderView](ctx, bus, GetOrder{ID: "nobody answers"})
+			got <- result{err, time.Since(begin)}
+			return nil
+		})
+		start(t, app)
+		if err := cqrs.Send(context.Background(), bus, PlaceOrder{ID: "1"}); err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if r.err == nil || !strings.Contains(r.err.Error(), "no reply within 5s") || r.took != 5*time.Second {
+			t.Errorf("Query in a handler = %v after %v, want the bus timeout after 5s", r.err, r.took)
 		}
 	})
 }

@@ -10,8 +10,8 @@ import (
 // that needs options writes its own provider calling [New].
 func ProvideBus(app *framework.App) *Bus { return New(app) }
 
-// ProviderSet provides the *Bus of the *framework.App that
-// framework.ProviderSet builds:
+// ProviderSet provides the *[Bus] of the *[framework.App] that
+// [framework.ProviderSet] builds:
 //
 //	func initService(ctx context.Context, path framework.ConfigPath) (*Service, func(), error) {
 //		wire.Build(framework.ProviderSet, cqrs.ProviderSet, NewService)

@@ -28,7 +28,8 @@ func HandleQuery[Q, R any](b *Bus, fn func(ctx context.Context, q Q) (R, error),
 
 // Query asks query q and returns the answer: in process when this bus has
 // the handler of Q, otherwise by request and reply to the service that has
-// it (see [Request]: bounded by ctx, or the bus's [RequestTimeout]). The
+// it (see [Request]: bounded by ctx and the bus's [RequestTimeout],
+// whichever ends first). The
 // caller does not change when the handler moves to another service. The
 // handler's error is returned as it is in process, and as a
 // [*RemoteError] from another service.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -97,8 +98,9 @@ func (b *Bus) reply(ctx context.Context, req *message.Message, name string, v an
 
 // Request sends command c to its handler (registered with
 // [HandleCommandWithReply], in any service) and waits for the reply: R, or
-// the handler's error as a [*RemoteError]. ctx bounds the wait; without a
-// deadline, the bus's [RequestTimeout] does. Replies come back on one
+// the handler's error as a [*RemoteError]. ctx and the bus's
+// [RequestTimeout] bound the wait, whichever ends first (in a handler too,
+// whose context has the longer middleware.timeout). Replies come back on one
 // subscription per instance of the service, however many requests are in
 // flight, and are matched to their request by its id (their causation_id);
 // a reply that comes after its caller gave up is dropped and counted
@@ -115,7 +117,7 @@ func request[R any](ctx context.Context, b *Bus, in info, v any, opts []framewor
 	}
 	msg.Metadata.Set(millrace.MetadataReplyTo, b.replyTo)
 	msg.Metadata.Set(millrace.MetadataReplyInstance, b.app.InstanceID())
-	if _, ok := ctx.Deadline(); !ok {
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > b.timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, b.timeout, fmt.Errorf("cqrs: no reply within %s (cqrs.RequestTimeout)", b.timeout))
 		defer cancel()
@@ -140,7 +142,7 @@ func request[R any](ctx context.Context, b *Bus, in info, v any, opts []framewor
 }
 
 // handleReplies registers the App handler of this instance's replies: one
-// subscription of its own on the reply topic (framework.Ephemeral), with
+// subscription of its own on the reply topic ([framework.Ephemeral]), with
 // no middleware, that hands each reply to the request waiting for it.
 func (b *Bus) handleReplies() {
 	framework.HandleRaw(b.app, "cqrs.replies", b.replyTo, func(msg *message.Message) ([]*message.Message, error) {

@@ -77,6 +77,7 @@ type App struct {
 	inFlight       atomic.Int64
 	fatal          chan error
 	started        chan struct{}
+	startErr       error // what Start returned, set before started closes
 	stopped        chan struct{}
 	stopErr        error
 }
@@ -147,7 +148,7 @@ func (a *App) RegistrationError(err error) {
 	}
 }
 
-// Config returns the App's configuration. It must not be modified.
+// Config returns the App's [Config]. It must not be modified.
 func (a *App) Config() *Config { return a.cfg }
 
 // Logger returns the App's logger, which carries the service name.
@@ -159,20 +160,20 @@ func (a *App) Logger() *slog.Logger { return a.logger }
 func (a *App) Transport() transports.Transport { return a.transport }
 
 // Publisher returns the transport's publisher, for raw Watermill messages.
-// Messages sent through it bypass the envelope; prefer App.Publish and
-// App.PublishMessage.
+// Messages sent through it bypass the envelope; prefer [App.Publish] and
+// [App.PublishMessage].
 func (a *App) Publisher() message.Publisher { return a.publisher }
 
 // SetCodec replaces the JSON codec for everything the App publishes and
-// decodes. Call it before registering handlers.
+// decodes ([Codec]). Call it before registering handlers.
 func (a *App) SetCodec(c Codec) { a.codec = c }
 
 // Use adds Watermill middleware around every handler, inside the default
-// stack (see MiddlewareConfig) and outside the handler's own (framework.Use);
+// stack (see [MiddlewareConfig]) and outside the handler's own ([Use]);
 // the first one given is the outermost. Call it before Start.
 func (a *App) Use(m ...message.HandlerMiddleware) { a.middleware = append(a.middleware, m...) }
 
-// Observe adds an observer that is told about every handled message. Call it
+// Observe adds an [Observer] that is told about every handled message. Call it
 // before Start.
 func (a *App) Observe(o Observer) { a.observers = append(a.observers, o) }
 
@@ -251,8 +252,8 @@ func (a *App) Go(name string, fn func(ctx context.Context) error) {
 // subscriptions are open, so a message published after Start returns is
 // handled. ctx bounds only the start itself. Registration errors, and a
 // transport that cannot subscribe, are returned (after undoing what was
-// started).
-func (a *App) Start(ctx context.Context) error {
+// started). Either way [App.Started] is closed when it returns.
+func (a *App) Start(ctx context.Context) (err error) {
 	a.mu.Lock()
 	if a.state != stateNew {
 		a.mu.Unlock()
@@ -260,6 +261,10 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.state = stateRunning
 	a.mu.Unlock()
+	defer func() {
+		a.startErr = err
+		close(a.started)
+	}()
 
 	if err := errors.Join(a.regErrs...); err != nil {
 		return errors.Join(err, a.Stop(context.Background()))
@@ -279,7 +284,6 @@ func (a *App) Start(ctx context.Context) error {
 		a.server = srv
 		a.mu.Unlock()
 	}
-	close(a.started)
 	a.logger.Debug("effective configuration", slog.Any("config", a.cfg))
 	a.logger.Info("service started",
 		slog.Int("handlers", len(a.handlers)),
@@ -553,19 +557,46 @@ func (a *App) Prepare(ctx context.Context, topic, group string) error {
 	if err != nil {
 		return fmt.Errorf("prepare group %q of %q: %w", group, topic, err)
 	}
-	defer sub.Close()
-	if si, ok := sub.(message.SubscribeInitializer); ok {
-		if err := si.SubscribeInitialize(topic); err != nil {
+	si, ok := sub.(message.SubscribeInitializer)
+	if !ok {
+		return sub.Close()
+	}
+	// SubscribeInitialize takes no context: ctx bounds the wait for it, and
+	// a call that outlives ctx closes the subscriber when it returns.
+	done := make(chan error, 1)
+	go func() {
+		err := si.SubscribeInitialize(topic)
+		_ = sub.Close()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
 			return fmt.Errorf("prepare group %q of %q: %w", group, topic, err)
 		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("prepare group %q of %q: %w", group, topic, context.Cause(ctx))
 	}
-	return nil
 }
 
-// Started returns a channel that is closed once Start (or Run) has opened
-// every subscription: from then on, published messages reach the handlers on
-// every transport.
+// Started returns a channel that is closed once Start (or Run) has
+// returned: if it succeeded ([App.StartErr] is nil) every subscription is
+// open, and from then on published messages reach the handlers on every
+// transport. It is closed when Start fails too, so nobody waits for an App
+// that will never run; StartErr then says why.
 func (a *App) Started() <-chan struct{} { return a.started }
+
+// StartErr returns the error Start returned, once [App.Started] is closed;
+// nil before, and after a successful start.
+func (a *App) StartErr() error {
+	select {
+	case <-a.started:
+		return a.startErr
+	default:
+		return nil
+	}
+}
 
 // Codec returns the codec the App encodes and decodes payloads with.
 func (a *App) Codec() Codec { return a.codec }

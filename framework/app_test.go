@@ -339,6 +339,14 @@ func TestRegistration_ErrorsStopStart(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Start() = %v, want error containing %q", err, tt.want)
 			}
+			select {
+			case <-app.Started():
+			default:
+				t.Fatal("Started() not closed after Start failed: its waiters would hang")
+			}
+			if got := app.StartErr(); got != err {
+				t.Errorf("StartErr() = %v, want Start's error %v", got, err)
+			}
 		})
 	}
 }

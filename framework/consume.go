@@ -173,6 +173,7 @@ func (a *App) handle(h *handler, chain message.HandlerFunc, msg *message.Message
 		hm.inFlight.Inc()
 	}
 	err := h.run(chain, hd, msg)
+	hd.finish()
 	if err == nil {
 		msg.Ack()
 	} else {
@@ -233,7 +234,7 @@ func (h *handler) run(chain message.HandlerFunc, hd *handling, msg *message.Mess
 	if err != nil || len(produced) == 0 {
 		return err
 	}
-	hd.pending = hd.pending[:0] // sent by invoke already, or dropped by a failed attempt
+	hd.take(false) // sent by invoke already, or dropped by a failed attempt
 	return h.send(hd, msg, produced)
 }
 

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -22,10 +23,73 @@ type handling struct {
 	values  context.Context // the message's context from the subscriber
 	msg     *message.Message
 	handler *handler
+	mu      sync.Mutex             // guards pending and after: handlers may publish from goroutines
 	pending []outgoing             // what the handler published or returned, sent when it succeeds
+	after   afterState             // whether the handler's publishes were sent or dropped already
 	handled bool                   // the handler function succeeded (and what it published was sent)
 	claim   middleware.Claim       // the dedup claim's slot (middleware.ClaimKey)
 	settled middleware.Disposition // how middleware settled it (middleware.DispositionKey)
+}
+
+// afterState says what becomes of a publish on a handler's context.
+type afterState int
+
+const (
+	collecting    afterState = iota // held until the handler succeeds
+	sentAlready                     // the handler succeeded and its output went: publish at once
+	failedAlready                   // the handler failed: refuse
+)
+
+// hold holds msgs (for topic) until the handler's output is sent, and reports true;
+// once it was sent it reports false (publish msgs at once), and once the
+// handling failed it returns an error.
+func (hd *handling) hold(topic string, msgs []*message.Message) (bool, error) {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	switch hd.after {
+	case sentAlready:
+		return false, nil
+	case failedAlready:
+		return false, ErrHandlingFailed
+	}
+	for _, msg := range msgs {
+		hd.pending = append(hd.pending, outgoing{topic: topic, msg: msg})
+	}
+	return true, nil
+}
+
+// take returns what is pending and empties it; with sent, publishes from
+// now on go at once (the caller sends what it took).
+func (hd *handling) take(sent bool) []outgoing {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	p := hd.pending
+	hd.pending = nil
+	if sent {
+		hd.after = sentAlready
+	}
+	return p
+}
+
+// reset drops what is pending and collects again (a new attempt, or a
+// send that failed).
+func (hd *handling) reset() {
+	hd.mu.Lock()
+	hd.pending = nil
+	hd.after = collecting
+	hd.mu.Unlock()
+}
+
+// finish records that the handling is over: unless the handler's output
+// was sent, publishes from now on are refused (the handler failed, or
+// middleware settled the message without it, such as by poisoning it).
+func (hd *handling) finish() {
+	hd.mu.Lock()
+	hd.pending = nil
+	if hd.after != sentAlready {
+		hd.after = failedAlready
+	}
+	hd.mu.Unlock()
 }
 
 // outgoing is a message waiting to be published to topic.

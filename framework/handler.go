@@ -174,7 +174,7 @@ var ErrNoPublishTopic = errors.New("handler returned messages but has no Publish
 func (h *handler) invoke(msg *message.Message) ([]*message.Message, error) {
 	hd := handlingFrom(msg.Context())
 	if hd != nil {
-		hd.pending = hd.pending[:0]
+		hd.reset()
 	}
 	produced, err := h.fn(msg)
 	if err != nil {
@@ -205,17 +205,16 @@ func (h *handler) send(hd *handling, msg *message.Message, returned []*message.M
 	}
 	var pending []outgoing
 	if hd != nil {
-		pending = hd.pending
-		hd.pending = hd.pending[:0]
+		pending = hd.take(true)
 	}
 	for _, m := range returned {
 		pending = append(pending, outgoing{topic: h.publishTo, msg: m})
 	}
 	if err := h.app.publishAll(msg.Context(), pending); err != nil {
+		if hd != nil {
+			hd.reset()
+		}
 		return err
-	}
-	if hd != nil {
-		hd.pending = pending[:0]
 	}
 	return nil
 }

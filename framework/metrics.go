@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,7 +200,10 @@ func (m *metrics) throttleWait(name string) func(time.Duration) {
 
 // backlogCollector asks the transport, at every scrape, for each handler's
 // backlog and the poison topics' sizes, where it can tell them.
-type backlogCollector struct{ a *App }
+type backlogCollector struct {
+	a       *App
+	failing atomic.Bool // the last scrape could not read some size: logged once per streak
+}
 
 var (
 	backlogDesc = prometheus.NewDesc("millrace_consumer_backlog",
@@ -225,8 +229,12 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
+	var failed *size
 	for _, s := range c.a.sizes(ctx, b) {
 		if s.err != nil {
+			if failed == nil {
+				failed = &s
+			}
 			continue
 		}
 		if s.poison {
@@ -234,6 +242,13 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		} else {
 			ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(s.n), s.handler)
 		}
+	}
+	switch {
+	case failed != nil && !c.failing.Swap(true):
+		c.a.logger.Warn("metrics: cannot read backlog sizes; they are left out of /metrics until they can be read (logged once until then)",
+			slog.String("topic", failed.topic), slog.String("handler", failed.handler), slog.Any("error", failed.err))
+	case failed == nil && c.failing.Swap(false):
+		c.a.logger.Info("metrics: backlog sizes can be read again")
 	}
 }
 

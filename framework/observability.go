@@ -19,7 +19,7 @@ type ObservabilityConfig struct {
 	// be listened on stops the start.
 	Addr string `yaml:"addr"`
 	// Metrics collects the App's Prometheus metrics; default true. Off, the
-	// hot path counts nothing and /metrics is empty.
+	// hot path counts nothing and /metrics is not served (404).
 	Metrics bool `yaml:"metrics"`
 	// Tracing exports traces.
 	Tracing TracingConfig `yaml:"tracing"`

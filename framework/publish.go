@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/middleware"
@@ -43,7 +44,12 @@ func WithID(id string) PublishOption {
 // message is sent when the handler returns nil, before the handled message is
 // acked, and discarded if the handler fails — so a failed attempt publishes
 // nothing and a retried one does not publish twice. The message inherits the
-// handled message's correlation id and gets its id as causation id.
+// handled message's correlation id and gets its id as causation id. It is
+// safe to publish from goroutines the handler starts, as long as they
+// publish before the handler returns; a publish on the handler's context
+// after its output was sent (the handler succeeded) is sent at once, and
+// one after the handler failed for good (or its message was settled
+// without its output, as by poisoning) returns [ErrHandlingFailed].
 //
 // Called with any other context, or one made by [Immediate], Publish sends
 // at once and returns the transport's error.
@@ -83,10 +89,13 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 		a.stamp(handled, msg)
 	}
 	if hd != nil && ctx.Value(immediateKey{}) == nil {
-		for _, msg := range msgs {
-			hd.pending = append(hd.pending, outgoing{topic: topic, msg: msg})
+		held, err := hd.hold(topic, msgs)
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		return nil
+		if held {
+			return nil
+		}
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -99,9 +108,29 @@ func (a *App) PublishMessage(ctx context.Context, topic string, msgs ...*message
 
 // publish sends msgs to topic in one call to the transport, in a publish
 // span that their trace context names, and counts them.
+//
+// A message with no context of its own gets ctx for the call, so that ctx
+// bounds what the transport waits for (a broker's confirm), and gets none
+// again afterwards: the caller may reuse it, and ctx must not outlive the
+// call in it.
 func (a *App) publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	span := a.tracing.startPublish(ctx, topic, msgs)
+	var lent []*message.Message
+	if ctx.Done() != nil {
+		for _, m := range msgs {
+			if m.Context() == context.Background() {
+				m.SetContext(ctx)
+				lent = append(lent, m)
+			}
+		}
+	}
 	err := a.publisher.Publish(topic, msgs...)
+	for _, m := range lent {
+		m.SetContext(context.Background())
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+	}
 	endPublish(span, err)
 	a.metrics.countPublish(topic, len(msgs), err)
 	return err
@@ -114,9 +143,14 @@ func (a *App) publish(ctx context.Context, topic string, msgs []*message.Message
 // nothing.
 func Withdraw(ctx context.Context) {
 	if hd := handlingFrom(ctx); hd != nil {
-		hd.pending = hd.pending[:0]
+		hd.take(false)
 	}
 }
+
+// ErrHandlingFailed is returned by a publish on the context of a handler
+// that has failed and whose message was given back to the broker: what it
+// published is dropped, and so is this.
+var ErrHandlingFailed = errors.New("the handler of this context failed; its publishes are dropped")
 
 type immediateKey struct{}
 
@@ -133,14 +167,21 @@ func Immediate(ctx context.Context) context.Context {
 // with ctx, without publishing them: for messages that are written
 // somewhere first and published later, such as through the transactional
 // outbox. In a handler's context they inherit the handled message's
-// correlation id and get its id as causation id.
+// correlation id and get its id as causation id. A message without trace
+// context gets ctx's (the W3C traceparent and tracestate entries), so that
+// its consumers continue the trace of the code that stamped it, however
+// much later it is published.
 func (a *App) Stamp(ctx context.Context, msgs ...*message.Message) {
 	var handled *message.Message
 	if hd := handlingFrom(ctx); hd != nil {
 		handled = hd.msg
 	}
+	traced := trace.SpanContextFromContext(ctx).IsValid()
 	for _, msg := range msgs {
 		a.stamp(handled, msg)
+		if traced && msg.Metadata.Get("traceparent") == "" {
+			propagator.Inject(ctx, metadataCarrier(msg.Metadata))
+		}
 	}
 }
 

@@ -34,10 +34,10 @@
 // # Upcasting
 //
 // Event types carry a version in their name ("OrderPlaced.v2", see
-// framework.Versioned). When a type changes shape, register an upcaster from
+// [framework.Versioned]). When a type changes shape, register an upcaster from
 // the old version to the new one ([Upcasters.Register], or [Upcast] for Go
 // types through a codec); chains (v1 → v2 → v3) apply in turn. Stored events
-// are never rewritten: the store given the [Upcasters] (UpcastWith) upcasts
+// are never rewritten: the store given the [Upcasters] ([UpcastWith]) upcasts
 // on every read path, so aggregate loads, projections (live or rebuilding)
 // and the outbox relay all see the current version.
 //

@@ -55,6 +55,9 @@ func run(configPath string, count int, out io.Writer) error {
 	go func() {
 		select {
 		case <-app.Started():
+			if app.StartErr() != nil {
+				return // Run returns why
+			}
 		case <-ctx.Done():
 			return
 		}

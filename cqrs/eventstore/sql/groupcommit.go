@@ -41,8 +41,13 @@ const (
 // runs again on its own, so that one call's failure is that call's only.
 //
 // A call waiting for its group to start honours its context: it leaves
-// the group, its events unstored. Once the group runs, the call waits for
-// the outcome, which the store's CallTimeout bounds.
+// the group, its events unstored. Once the group runs, a call whose
+// context ends returns its context's error at once, and the outcome of its
+// append is then unknown (its events may yet be stored, as with a
+// database/sql call cancelled during its commit). The group itself runs
+// under the store's CallTimeout, and each call that runs again on its own
+// gets a CallTimeout of its own. With CallTimeout(0) calls are not grouped,
+// so each is bounded by its own context alone.
 type appender struct {
 	mu      sync.Mutex
 	running bool
@@ -70,6 +75,10 @@ type pending struct {
 // append stores b, alone or with concurrent calls, and returns what was
 // stored or why not.
 func (a *appender) append(ctx context.Context, s *Store, b *batch) (*appended, error) {
+	if s.timeout <= 0 {
+		// A group would have no bound but its first caller's context.
+		return s.appendAlone(ctx, b)
+	}
 	a.mu.Lock()
 	if !a.running {
 		a.running = true
@@ -106,8 +115,12 @@ func (a *appender) append(ctx context.Context, s *Store, b *batch) (*appended, e
 		return nil, fmt.Errorf("append not started: %w", ctx.Err())
 	}
 	a.mu.Unlock()
-	<-g.done // running: its outcome is this call's
-	return p.done, p.err
+	select {
+	case <-g.done: // it ran meanwhile: its outcome is this call's
+		return p.done, p.err
+	default:
+	}
+	return nil, fmt.Errorf("append running with others when the caller gave up; its outcome is unknown (the events may be stored): %w", ctx.Err())
 }
 
 // finish ends the running append: the waiting group, if any, runs next, on
@@ -179,7 +192,9 @@ func (a *appender) run(s *Store, g *group) {
 		return
 	}
 	for _, p := range g.calls {
-		p.done, p.err = s.appendAlone(c.ctx, p.b)
+		solo := s.start(g.ctx) // a CallTimeout of its own, not what is left of the group's
+		p.done, p.err = s.appendAlone(solo.ctx, p.b)
+		solo.cancel()
 	}
 }
 

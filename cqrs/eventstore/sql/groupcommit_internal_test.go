@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,5 +196,61 @@ func TestAppender_CallThatGivesUpBeforeItsGroupStartsStoresNothing(t *testing.T)
 	}
 	if es, err := s.ReadStream(t.Context(), "s", 1, eventstore.ReadOptions{}); err != nil || len(es) != 0 {
 		t.Fatalf("the call that gave up stored %d events, %v", len(es), err)
+	}
+}
+
+// A call whose context ends while its group runs returns at once, with its
+// context's error, instead of waiting for the group (here held by a lock
+// on the streams table); the others of the group get their outcome.
+func TestAppender_CallThatGivesUpWhileItsGroupRunsReturnsAtOnce(t *testing.T) {
+	s := internalStore(t, Postgres)
+	s.group.mu.Lock()
+	s.group.running = true
+	s.group.mu.Unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "a", eventstore.Any, []eventstore.Event{{Type: "A"}})
+		errA <- err
+	}()
+	go func() {
+		_, err := s.Append(t.Context(), "b", eventstore.Any, []eventstore.Event{{Type: "B"}})
+		errB <- err
+	}()
+	for s.group.waitingCalls() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	lock, err := s.db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE "`+s.prefix+`streams" IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	s.group.finish(s) // the group starts, and waits for the lock
+	for {
+		s.group.mu.Lock()
+		started := s.group.next == nil
+		s.group.mu.Unlock()
+		if started {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let it reach the lock (not an assertion)
+	cancel()
+	select {
+	case err := <-errA:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "outcome is unknown") {
+			t.Errorf("Append that gave up = %v, want context.Canceled, its outcome unknown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call that gave up waited for its group")
+	}
+	_ = lock.Rollback()
+	if err := <-errB; err != nil {
+		t.Errorf("the other call of the group: %v", err)
 	}
 }
