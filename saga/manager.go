@@ -48,8 +48,32 @@ type Manager[S any] struct {
 type stepInfo[S any] struct {
 	Step[S]
 	index, stage int
-	kinds        map[string]replyKind
-	records      map[string]Reply[S]
+	// do and undo are the replies of the step's command (Succeeded,
+	// Failed) and of its compensation (Compensated, CompensationFailed),
+	// by event type: one type may answer both.
+	do, undo map[string]replyOf[S]
+}
+
+// replyOf is a reply of a step with its kind.
+type replyOf[S any] struct {
+	kind replyKind
+	Reply[S]
+}
+
+// answer returns what an event of type typ means for the step in status
+// st: a compensation's reply while it compensates, the command's reply
+// otherwise.
+func (si *stepInfo[S]) answer(typ string, st StepStatus) (replyOf[S], bool) {
+	if st == StepCompensating || st == StepCompensationFailed {
+		if r, ok := si.undo[typ]; ok {
+			return r, true
+		}
+	}
+	if r, ok := si.do[typ]; ok {
+		return r, true
+	}
+	r, ok := si.undo[typ]
+	return r, ok
 }
 
 type replyKind int
@@ -136,11 +160,14 @@ func Register[S any](bus *cqrs.Bus, def Definition[S], store Store, opts ...Opti
 	for i, st := range def.Stages {
 		var stage []*stepInfo[S]
 		for _, s := range stepsOf(st) {
-			si := &stepInfo[S]{Step: s, index: len(m.steps), stage: i, kinds: map[string]replyKind{}, records: map[string]Reply[S]{}}
-			for kind, rs := range map[replyKind][]Reply[S]{succeeded: s.Succeeded, failed: s.Failed, compensated: s.Compensated, compensationFailed: s.CompensationFailed} {
-				for _, r := range rs {
-					si.kinds[r.name] = kind
-					si.records[r.name] = r
+			si := &stepInfo[S]{Step: s, index: len(m.steps), stage: i, do: map[string]replyOf[S]{}, undo: map[string]replyOf[S]{}}
+			for _, k := range []struct {
+				to   map[string]replyOf[S]
+				kind replyKind
+				rs   []Reply[S]
+			}{{si.do, succeeded, s.Succeeded}, {si.do, failed, s.Failed}, {si.undo, compensated, s.Compensated}, {si.undo, compensationFailed, s.CompensationFailed}} {
+				for _, r := range k.rs {
+					k.to[r.name] = replyOf[S]{k.kind, r}
 				}
 			}
 			timeouts = timeouts || s.Timeout > 0 || s.CompensationTimeout > 0

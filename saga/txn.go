@@ -130,20 +130,20 @@ func (t *txn[S]) reply(typ, step string, e any) {
 		t.ignore(step, fmt.Sprintf("%s names step %q, which the saga does not have", typ, step))
 		return
 	}
-	kind, ok := si.kinds[typ]
+	r := t.rec(si)
+	ro, ok := si.answer(typ, r.Status)
 	if !ok {
 		t.ignore(step, fmt.Sprintf("%s does not answer step %s", typ, si.Name))
 		return
 	}
-	r := t.rec(si)
-	switch kind {
+	switch ro.kind {
 	case succeeded, failed:
 		if r.Status != StepPending {
 			t.ignore(si.Name, fmt.Sprintf("%s: step is %s (a duplicate, or a reply after its timeout)", typ, orWaiting(r.Status)))
 			return
 		}
-		si.records[typ].record(&t.state, e)
-		if kind == succeeded {
+		ro.record(&t.state, e)
+		if ro.kind == succeeded {
 			r.Status = StepSucceeded
 			r.Order = t.nextOrder()
 			t.record(si.Name, "succeeded", "")
@@ -157,7 +157,7 @@ func (t *txn[S]) reply(typ, step string, e any) {
 			t.ignore(si.Name, fmt.Sprintf("%s: step is %s, not compensating (a duplicate)", typ, orWaiting(r.Status)))
 			return
 		}
-		si.records[typ].record(&t.state, e)
+		ro.record(&t.state, e)
 		r.Status = StepCompensated
 		t.record(si.Name, "compensated", "")
 		in.Status = Compensating
@@ -168,7 +168,7 @@ func (t *txn[S]) reply(typ, step string, e any) {
 			t.ignore(si.Name, fmt.Sprintf("%s: step is %s, not compensating (a duplicate)", typ, orWaiting(r.Status)))
 			return
 		}
-		si.records[typ].record(&t.state, e)
+		ro.record(&t.state, e)
 		t.needsAttention(si, "compensation failed", fmt.Sprintf("compensation of step %s failed: %s", si.Name, typ))
 	}
 }
