@@ -237,23 +237,49 @@ func publishReply(h *frameworktest.Harness, topic string, e any, id, step string
 // cqrsName is e's message type.
 func cqrsName(e any) string { return framework.TypeName(e) }
 
-func TestSaga_TimeoutCompensatesAndALateReplyIsIgnored(t *testing.T) {
+func TestSaga_TimeoutCompensatesAndALateSuccessIsUndone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		o := newOrder(t, func(w *sagatest.World) { w.Behave("ship", sagatest.Silent) })
+		o := newOrder(t, func(w *sagatest.World) { w.Behave("charge", sagatest.Silent) })
 		o.start("o-1")
 		in := o.waitStatus("o-1", saga.Compensated)
-		if r := in.Step("ship"); r.Status != saga.StepTimedOut {
-			t.Errorf("ship is %s, want timed out", r.Status)
+		if r := in.Step("charge"); r.Status != saga.StepTimedOut {
+			t.Errorf("charge is %s, want timed out", r.Status)
 		}
 		if !strings.Contains(in.Reason, "no answer within 5s") {
 			t.Errorf("reason %q", in.Reason)
 		}
+		if slices.Contains(o.w.Applied("o-1"), "undo:charge") {
+			t.Fatal("charge was refunded before it succeeded")
+		}
+		// The charge did happen after all: the customer must be refunded.
+		publishReply(o.h, "payments.events", sagatest.PaymentCharged{ID: "o-1", PaymentID: "late"}, "o-1", "charge")
+		o.h.WaitUntil("the late charge to be refunded", func() bool {
+			_, in := o.instance("o-1")
+			return in.Step("charge").Status == saga.StepCompensated && in.Status == saga.Compensated
+		})
+		if applied := o.w.Applied("o-1"); !slices.Contains(applied, "undo:charge") {
+			t.Errorf("applied %v: no refund", applied)
+		}
+		// A duplicate of the late reply changes nothing more.
+		_, done := o.instance("o-1")
 		before := o.m.Stats().Ignored
+		publishReply(o.h, "payments.events", sagatest.PaymentCharged{ID: "o-1", PaymentID: "late"}, "o-1", "charge")
+		o.h.WaitUntil("the duplicate to be ignored", func() bool { return o.m.Stats().Ignored > before })
+		if _, after := o.instance("o-1"); after.Version != done.Version {
+			t.Errorf("the duplicate changed the instance: version %d -> %d", done.Version, after.Version)
+		}
+	})
+}
+
+func TestSaga_LateSuccessOfAStepWithoutCompensationFailsTheSaga(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newOrder(t, func(w *sagatest.World) { w.Behave("ship", sagatest.Silent) })
+		o.start("o-1")
+		o.waitStatus("o-1", saga.Compensated)
 		publishReply(o.h, "shipping.events", sagatest.ShippingScheduled{ID: "o-1", Tracking: "late"}, "o-1", "ship")
-		o.h.WaitUntil("the late reply to be ignored", func() bool { return o.m.Stats().Ignored > before })
-		s, after := o.instance("o-1")
-		if s.Tracking != "" || after.Version != in.Version || after.Status != saga.Compensated {
-			t.Errorf("the late reply changed the instance: %+v, version %d -> %d", s, in.Version, after.Version)
+		in := o.waitStatus("o-1", saga.Failed)
+		if r := in.Step("ship"); r.Status != saga.StepNotCompensable || !strings.Contains(in.Reason, "not undone: ship") {
+			t.Errorf("ship is %s, reason %q", r.Status, in.Reason)
 		}
 	})
 }

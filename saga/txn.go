@@ -108,10 +108,6 @@ func emit[S, E any](t *txn[S], e E, kind string) {
 // when the participant did not keep the saga entries).
 func (t *txn[S]) reply(typ, step string, e any) {
 	in := t.in
-	if in.Status.Final() {
-		t.ignore(step, fmt.Sprintf("%s for a saga that ended %s", typ, in.Status))
-		return
-	}
 	si := t.m.byName[step]
 	if step == "" {
 		// Without a step: the one waiting step this type answers.
@@ -132,8 +128,17 @@ func (t *txn[S]) reply(typ, step string, e any) {
 	}
 	r := t.rec(si)
 	ro, ok := si.answer(typ, r.Status)
+	late := ok && ro.kind == succeeded && r.Status == StepTimedOut
+	if in.Status.Final() && !late {
+		t.ignore(step, fmt.Sprintf("%s for a saga that ended %s", typ, in.Status))
+		return
+	}
 	if !ok {
 		t.ignore(step, fmt.Sprintf("%s does not answer step %s", typ, si.Name))
+		return
+	}
+	if late {
+		t.lateSuccess(si, ro, e)
 		return
 	}
 	switch ro.kind {
@@ -170,6 +175,31 @@ func (t *txn[S]) reply(typ, step string, e any) {
 		}
 		ro.record(&t.state, e)
 		t.needsAttention(si, "compensation failed", fmt.Sprintf("compensation of step %s failed: %s", si.Name, typ))
+	}
+}
+
+// lateSuccess applies a Succeeded event of step si that came after its
+// timeout: the step did complete, so it is undone like the others. It is
+// the newest completed step, so its compensation is the next one sent:
+// at once if none is in flight (the saga runs, or it ended and compensates
+// again), after the one in flight otherwise.
+func (t *txn[S]) lateSuccess(si *stepInfo[S], ro replyOf[S], e any) {
+	in := t.in
+	r := t.rec(si)
+	ro.record(&t.state, e)
+	r.Status = StepSucceeded
+	r.Order = t.nextOrder()
+	t.record(si.Name, "succeeded", "after its timeout")
+	switch {
+	case in.Status == Running:
+		t.settleStage() // the stage failed already: it compensates
+	case in.Status.Final():
+		in.Undo = append(in.Undo[:in.UndoAt:in.UndoAt], si.Name)
+		in.Status = Compensating
+		t.record("", "compensating", "step "+si.Name+" succeeded after its timeout")
+		t.nextUndo()
+	default: // compensating, or needs attention: after the one in flight
+		in.Undo = slices.Insert(in.Undo, min(in.UndoAt+1, len(in.Undo)), si.Name)
 	}
 }
 
@@ -221,7 +251,7 @@ func (t *txn[S]) settleStage() {
 	if in.Status != Running {
 		return
 	}
-	ok := true
+	ok := in.Reason == "" // a step that timed out and then succeeded
 	for _, si := range t.m.stages[in.Stage] {
 		switch t.rec(si).Status {
 		case StepPending:
