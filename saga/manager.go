@@ -315,9 +315,13 @@ var ErrNotStuck = errors.New("saga: the instance does not need attention")
 
 // Resume sends the failed compensation of instance id again, after an
 // operator fixed its cause: the instance compensates on from there. It
-// returns [ErrNotStuck] if the instance is not [NeedsAttention]. The
-// command is sent with a new message id, so the participant's
-// deduplication does not take it for the failed one.
+// returns [ErrNotStuck] if the instance is not [NeedsAttention]. After a
+// CompensationFailed event the command is sent with a new message id, so
+// the participant's deduplication does not take it for the failed one;
+// after a CompensationTimeout (no answer) it is sent with the id of the
+// unanswered attempt, so that the participant applies it once even if that
+// attempt reaches it too. Resume and replaying the compensating command
+// from the poison queue (dead letters) are alternatives: use one.
 func (m *Manager[S]) Resume(ctx context.Context, id string) error {
 	return m.transition(ctx, id, func(t *txn[S]) error { return t.resume() })
 }

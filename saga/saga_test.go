@@ -352,9 +352,12 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 		name string
 		how  sagatest.Behaviour
 		why  string
+		// ids is how many message ids the refund was sent with: after no
+		// answer, the resume reuses the unanswered one.
+		ids int
 	}{
-		{"refund fails in its handler and is poisoned", sagatest.Error, "no confirmation within 10s"},
-		{"refund answers that it failed", sagatest.Decline, "RefundFailed"},
+		{"refund fails in its handler and is poisoned", sagatest.Error, "no confirmation within 10s", 1},
+		{"refund answers that it failed", sagatest.Decline, "RefundFailed", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -399,6 +402,15 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 				}
 				if tw := o.w.Twice(); len(tw) > 0 {
 					t.Errorf("applied twice: %v", tw)
+				}
+				var ids []string
+				for _, m := range o.h.Messages("payments.refund") {
+					if m.Metadata.Get(millrace.MetadataSagaID) == "o-1" && !slices.Contains(ids, m.UUID) {
+						ids = append(ids, m.UUID)
+					}
+				}
+				if len(ids) != tc.ids {
+					t.Errorf("the refund was sent with %d message ids, want %d", len(ids), tc.ids)
 				}
 			})
 		})

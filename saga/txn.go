@@ -377,9 +377,38 @@ func (t *txn[S]) resume() error {
 	}
 	si := t.m.byName[in.Undo[in.UndoAt]]
 	in.Status = Compensating
+	if t.lastOutcome(si.Name) == "compensation timed out" {
+		// No answer: the participant may have it yet (or in its dead
+		// letters). The same message id lets its deduplication take this
+		// send and that one as one.
+		t.record(si.Name, "resumed", "sent again with the same message id: it was not answered")
+		t.compensateAgain(si)
+		return nil
+	}
 	t.record(si.Name, "resumed", "")
 	t.compensate(si)
 	return nil
+}
+
+// lastOutcome is how the newest compensation attempt of step ended in the
+// history: "compensation timed out" or "compensation failed" (or "").
+func (t *txn[S]) lastOutcome(step string) string {
+	for _, e := range slices.Backward(t.in.History) {
+		if e.Step == step && (e.What == "compensation timed out" || e.What == "compensation failed") {
+			return e.What
+		}
+	}
+	return ""
+}
+
+// compensateAgain sends si's compensation attempt again, with its id.
+func (t *txn[S]) compensateAgain(si *stepInfo[S]) {
+	r := t.rec(si)
+	r.Status = StepCompensating
+	t.send(si, si.Compensation, true, r.Attempt)
+	if si.CompensationTimeout > 0 {
+		t.timeouts = append(t.timeouts, pendingTimeout{timeoutMsg{Step: si.Name, Undo: true, Attempt: r.Attempt}, si.CompensationTimeout})
+	}
 }
 
 // end finishes the instance with status and announces it.
