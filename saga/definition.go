@@ -194,6 +194,9 @@ func (d *Definition[S]) check() error {
 	if d.Name == "" {
 		bad("empty Name")
 	}
+	if len(d.Name) > MaxNameLength {
+		bad("Name is %d bytes, more than %d", len(d.Name), MaxNameLength)
+	}
 	if len(d.Stages) == 0 {
 		bad("no Stages")
 	}

@@ -263,6 +263,14 @@ func (m *Manager[S]) Stats() Stats {
 	}
 }
 
+// Limits of a saga's name and an instance's id, in bytes, that every
+// store keeps whole: [Register] refuses a longer name, [Manager.Start] a
+// longer id.
+const (
+	MaxNameLength = 100
+	MaxIDLength   = 200
+)
+
 // Start starts the instance id with state s: it stores it and sends the
 // commands of its first stage, together (through the outbox on SQL
 // stores). It returns [ErrExists] if the instance exists. Called in a
@@ -271,6 +279,9 @@ func (m *Manager[S]) Stats() Stats {
 func (m *Manager[S]) Start(ctx context.Context, id string, s S) error {
 	if id == "" {
 		return fmt.Errorf("saga %q: start: empty id", m.def.Name)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("saga %q: start: id %.40q... is %d bytes, more than %d", m.def.Name, id, len(id), MaxIDLength)
 	}
 	now := time.Now().UTC()
 	in := &Instance{Saga: m.def.Name, ID: id, Status: Running, Created: now, Updated: now}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/millrace/millrace/cqrs/outbox"
 	"github.com/millrace/millrace/saga"
@@ -246,6 +247,10 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, r *saveReq) error {
 	in := r.in
 	if r.expected == 0 {
 		res, err := tx.ExecContext(ctx, s.q.insert, in.Saga, in.ID, string(in.Status), in.Version, r.data, in.Created, in.Updated)
+		var my *mysql.MySQLError
+		if errors.As(err, &my) && my.Number == 1062 { // duplicate key
+			return saga.ErrExists
+		}
 		if err != nil {
 			return err
 		}

@@ -240,7 +240,7 @@ func newQueries(d outbox.Dialect, table string) queries {
 				INDEX ` + table + `_status (saga, status, created_at)
 			)`},
 			load:       `SELECT data, version FROM ` + t + ` WHERE saga = ? AND id = ?`,
-			insert:     `INSERT IGNORE INTO ` + t + ` (saga, id, status, version, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			insert:     `INSERT INTO ` + t + ` (saga, id, status, version, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			update:     `UPDATE ` + t + ` SET status = ?, version = ?, data = ?, updated_at = ? WHERE saga = ? AND id = ? AND version = ?`,
 			exists:     `SELECT 1 FROM ` + t + ` WHERE saga = ? AND id = ?`,
 			listAll:    `SELECT data, version FROM ` + t + ` WHERE saga = ? ORDER BY created_at, id`,
