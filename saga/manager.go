@@ -382,6 +382,11 @@ func (m *Manager[S]) onControl(msg *message.Message) ([]*message.Message, error)
 	if id == "" {
 		return nil, millrace.Permanent(fmt.Errorf("saga %q: control message %s has no saga_id", m.def.Name, msg.UUID))
 	}
+	if name := msg.Metadata.Get(millrace.MetadataSagaName); name != "" && name != m.def.Name {
+		// Another saga's, on a control topic they share.
+		m.ignore(ctx, id, "", "control message of saga "+name)
+		return nil, nil
+	}
 	var err error
 	switch msg.Metadata.Get(millrace.MetadataType) {
 	case ResumeType:

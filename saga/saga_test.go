@@ -427,6 +427,16 @@ func TestSaga_ResumeRequestOnTheControlTopic(t *testing.T) {
 		o.waitStatus("o-1", saga.Compensating) // release has no failure event: it is retried, then poisoned
 		o.waitStatus("o-1", saga.NeedsAttention)
 		o.w.Behave("undo:reserve", sagatest.Succeed)
+		// A request for another saga sharing the control topic is not this
+		// one's.
+		before := o.m.Stats().Ignored
+		if err := o.h.App.PublishMessage(context.Background(), "saga.order", saga.ResumeMessage("invoice", "o-1")); err != nil {
+			t.Fatal(err)
+		}
+		o.h.WaitUntil("the other saga's request to be ignored", func() bool { return o.m.Stats().Ignored > before })
+		if _, in := o.instance("o-1"); in.Status != saga.NeedsAttention {
+			t.Fatalf("another saga's resume request resumed o-1: %s", in.Status)
+		}
 		if err := o.h.App.PublishMessage(context.Background(), "saga.order", saga.ResumeMessage("order", "o-1")); err != nil {
 			t.Fatal(err)
 		}
