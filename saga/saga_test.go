@@ -367,23 +367,26 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 				})
 				o.start("o-1")
 				in := o.waitStatus("o-1", saga.NeedsAttention)
-				if !strings.Contains(in.Reason, tc.why) || !strings.Contains(in.Reason, "charge") {
-					t.Errorf("reason %q, want it to say %q about charge", in.Reason, tc.why)
+				if !strings.Contains(in.Attention, tc.why) || !strings.Contains(in.Attention, "charge") {
+					t.Errorf("attention %q, want it to say %q about charge", in.Attention, tc.why)
+				}
+				if !strings.Contains(in.Reason, "ship") {
+					t.Errorf("reason %q, want why it compensates: ship", in.Reason)
 				}
 				att := frameworktest.WaitPublished[saga.AttentionNeeded](o.h, "saga.attention", 1)
-				if att[0].Step != "charge" || att[0].Reason != in.Reason {
+				if att[0].Step != "charge" || att[0].Reason != in.Attention {
 					t.Errorf("attention event %+v", att[0])
 				}
 				var poisoned bool
 				for _, m := range o.h.Messages(o.h.PoisonTopic()) {
 					if m.Metadata.Get(millrace.MetadataPoisonHandler) == "saga.order" &&
-						m.Metadata.Get(millrace.MetadataPoisonReason) == in.Reason &&
+						m.Metadata.Get(millrace.MetadataPoisonReason) == in.Attention &&
 						m.Metadata.Get(millrace.MetadataPoisonTopic) == "payments.refund" {
 						poisoned = true
 					}
 				}
 				if !poisoned {
-					t.Errorf("the refund is not in the poison queue with the reason %q", in.Reason)
+					t.Errorf("the refund is not in the poison queue with the reason %q", in.Attention)
 				}
 				if err := o.m.Resume(context.Background(), "nobody"); err == nil {
 					t.Error("Resume of an unknown instance succeeded")
@@ -393,7 +396,11 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 				if err := o.m.Resume(context.Background(), "o-1"); err != nil {
 					t.Fatal(err)
 				}
-				o.waitStatus("o-1", saga.Compensated)
+				done := o.waitStatus("o-1", saga.Compensated)
+				ended := frameworktest.WaitPublished[saga.Ended](o.h, "saga.ended", 1)
+				if !strings.Contains(done.Reason, "ship") || ended[0].Reason != done.Reason || done.Attention != "" {
+					t.Errorf("ended with reason %q (event %q), attention %q: want why it compensated (ship)", done.Reason, ended[0].Reason, done.Attention)
+				}
 				if err := o.m.Resume(context.Background(), "o-1"); err == nil || !strings.Contains(err.Error(), "does not need attention") {
 					t.Errorf("second Resume: %v", err)
 				}

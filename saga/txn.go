@@ -340,7 +340,7 @@ func (t *txn[S]) needsAttention(si *stepInfo[S], what, reason string) {
 	r := t.rec(si)
 	r.Status = StepCompensationFailed
 	in.Status = NeedsAttention
-	in.Reason = reason
+	in.Attention = reason
 	t.record(si.Name, what, reason)
 	t.record("", "needs attention", reason)
 	topic, group, msg, err := si.Compensation.build(t.m.bus, t.state)
@@ -377,6 +377,7 @@ func (t *txn[S]) resume() error {
 	}
 	si := t.m.byName[in.Undo[in.UndoAt]]
 	in.Status = Compensating
+	in.Attention = ""
 	if t.lastOutcome(si.Name) == "compensation timed out" {
 		// No answer: the participant may have it yet (or in its dead
 		// letters). The same message id lets its deduplication take this

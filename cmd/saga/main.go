@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -200,7 +201,7 @@ func list(ctx context.Context, w io.Writer, store *sagasql.Store, o options) err
 			return err
 		}
 		for _, in := range ins {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", in.Saga, in.ID, in.Status, in.Version, in.Updated.Format(time.RFC3339), in.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", in.Saga, in.ID, in.Status, in.Version, in.Updated.Format(time.RFC3339), cmp.Or(in.Attention, in.Reason))
 		}
 	}
 	return tw.Flush()
@@ -214,6 +215,9 @@ func show(ctx context.Context, w io.Writer, store *sagasql.Store, name, id strin
 	}
 	fmt.Fprintf(w, "saga     %s\nid       %s\nstatus   %s\nversion  %d\ncreated  %s\nupdated  %s\n",
 		in.Saga, in.ID, in.Status, in.Version, in.Created.Format(time.RFC3339Nano), in.Updated.Format(time.RFC3339Nano))
+	if in.Attention != "" {
+		fmt.Fprintf(w, "attention %s\n", in.Attention)
+	}
 	if in.Reason != "" {
 		fmt.Fprintf(w, "reason   %s\n", in.Reason)
 	}
