@@ -272,8 +272,9 @@ const (
 )
 
 // Start starts the instance id with state s: it stores it and sends the
-// commands of its first stage, together (through the outbox on SQL
-// stores). It returns [ErrExists] if the instance exists. Called in a
+// commands of its first stage, together through the outbox on SQL stores.
+// [MemoryStore] stores, then publishes: not atomically (a crash between
+// loses the commands). It returns [ErrExists] if the instance exists. Called in a
 // handler, the instance's first commands inherit the handled message's
 // correlation id.
 func (m *Manager[S]) Start(ctx context.Context, id string, s S) error {
