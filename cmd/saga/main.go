@@ -124,7 +124,10 @@ func (c command) run(ctx context.Context, args, env []string, stdout, stderr io.
 	store, closeDB, err := openStore(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "saga:", err)
-		return exitUsage
+		if errors.As(err, new(usageError)) {
+			return exitUsage
+		}
+		return exitFail // the database's
 	}
 	defer closeDB()
 	switch sub {
@@ -157,10 +160,14 @@ func knownStatus(s saga.Status) bool {
 	return false
 }
 
-// openStore opens the store the options name, read-only.
+// usageError is an error in the command line, not the database's.
+type usageError struct{ error }
+
+// openStore opens the store the options name, read-only: it creates no
+// table, and a missing one is an error naming it.
 func openStore(ctx context.Context, o options) (*sagasql.Store, func(), error) {
 	if o.dsn == "" {
-		return nil, nil, errors.New("-dsn: no DSN given (nor $SAGA_DSN)")
+		return nil, nil, usageError{errors.New("-dsn: no DSN given (nor $SAGA_DSN)")}
 	}
 	dialect, driver := outbox.Postgres, "pgx"
 	switch {
@@ -168,14 +175,18 @@ func openStore(ctx context.Context, o options) (*sagasql.Store, func(), error) {
 		dialect, driver = outbox.MySQL, "mysql"
 	case o.dialect == "", o.dialect == "postgres":
 	default:
-		return nil, nil, fmt.Errorf("-dialect %q: must be postgres or mysql", o.dialect)
+		return nil, nil, usageError{fmt.Errorf("-dialect %q: must be postgres or mysql", o.dialect)}
 	}
 	db, err := sql.Open(driver, o.dsn)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-dsn: %w", err)
+		return nil, nil, usageError{fmt.Errorf("-dsn: %w", err)}
 	}
 	cfg := sagasql.DefaultConfig(dialect)
 	cfg.TablePrefix = o.prefix
+	if err := cfg.Validate(); err != nil {
+		_ = db.Close()
+		return nil, nil, usageError{err}
+	}
 	store, err := sagasql.New(ctx, db, cfg, nil)
 	if err != nil {
 		_ = db.Close()
