@@ -62,8 +62,9 @@ type Step[S any] struct {
 	// Failed are the events that mean the step failed ([On]).
 	Failed []Reply[S]
 	// Timeout is how long the step waits for one of its events; after it,
-	// the step counts as failed and a reply that comes later is ignored.
-	// 0 waits without end.
+	// the step counts as failed. A Succeeded event that comes later makes
+	// it completed after all, and it is compensated; a Failed one is
+	// ignored. 0 waits without end.
 	Timeout time.Duration
 	// Compensation is the command that undoes the step once it succeeded,
 	// sent when a later step fails ([Send]). A step has one, or says
@@ -192,6 +193,9 @@ func (d *Definition[S]) check() error {
 	}
 	if d.Name == "" {
 		bad("empty Name")
+	}
+	if len(d.Name) > MaxNameLength {
+		bad("Name is %d bytes, more than %d", len(d.Name), MaxNameLength)
 	}
 	if len(d.Stages) == 0 {
 		bad("no Stages")

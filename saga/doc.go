@@ -44,8 +44,14 @@
 // A step's timeout is a message scheduled on the saga's control topic
 // through the transport's delayed delivery (middleware.Delayer), so it
 // survives restarts of the service. A step without an answer in time
-// failed; an answer after it is ignored and logged, as are duplicates,
-// answers to steps not sent yet, and answers to instances that ended.
+// failed. A success that comes after it means the step did happen: the
+// step is undone like the other completed steps, as the next compensation
+// (after the one in flight, if any); an instance that had ended
+// compensates it and ends again, announcing [Ended] once more. A failure
+// after the timeout is ignored and logged, as are duplicates, answers to
+// steps not sent yet, and other answers to instances that ended. On Kafka,
+// delayed messages of a partition wait for its head: a long
+// CompensationTimeout can delay a shorter timeout scheduled after it.
 //
 // # Compensations and attention
 //

@@ -106,8 +106,12 @@ type Instance struct {
 	// UndoAt is the one being undone.
 	Undo   []string `json:"undo,omitempty"`
 	UndoAt int      `json:"undo_at,omitempty"`
-	// Reason is why the saga compensates, failed or needs attention.
+	// Reason is why the saga compensates or failed: the step that failed
+	// first.
 	Reason string `json:"reason,omitempty"`
+	// Attention is why the saga needs attention (its compensation failed
+	// or timed out); cleared by [Manager.Resume].
+	Attention string `json:"attention,omitempty"`
 	// History is every transition, oldest first.
 	History []Entry `json:"history"`
 	// Created and Updated are when it started and last moved (UTC).

@@ -48,8 +48,32 @@ type Manager[S any] struct {
 type stepInfo[S any] struct {
 	Step[S]
 	index, stage int
-	kinds        map[string]replyKind
-	records      map[string]Reply[S]
+	// do and undo are the replies of the step's command (Succeeded,
+	// Failed) and of its compensation (Compensated, CompensationFailed),
+	// by event type: one type may answer both.
+	do, undo map[string]replyOf[S]
+}
+
+// replyOf is a reply of a step with its kind.
+type replyOf[S any] struct {
+	kind replyKind
+	Reply[S]
+}
+
+// answer returns what an event of type typ means for the step in status
+// st: a compensation's reply while it compensates, the command's reply
+// otherwise.
+func (si *stepInfo[S]) answer(typ string, st StepStatus) (replyOf[S], bool) {
+	if st == StepCompensating || st == StepCompensationFailed {
+		if r, ok := si.undo[typ]; ok {
+			return r, true
+		}
+	}
+	if r, ok := si.do[typ]; ok {
+		return r, true
+	}
+	r, ok := si.undo[typ]
+	return r, ok
 }
 
 type replyKind int
@@ -136,11 +160,14 @@ func Register[S any](bus *cqrs.Bus, def Definition[S], store Store, opts ...Opti
 	for i, st := range def.Stages {
 		var stage []*stepInfo[S]
 		for _, s := range stepsOf(st) {
-			si := &stepInfo[S]{Step: s, index: len(m.steps), stage: i, kinds: map[string]replyKind{}, records: map[string]Reply[S]{}}
-			for kind, rs := range map[replyKind][]Reply[S]{succeeded: s.Succeeded, failed: s.Failed, compensated: s.Compensated, compensationFailed: s.CompensationFailed} {
-				for _, r := range rs {
-					si.kinds[r.name] = kind
-					si.records[r.name] = r
+			si := &stepInfo[S]{Step: s, index: len(m.steps), stage: i, do: map[string]replyOf[S]{}, undo: map[string]replyOf[S]{}}
+			for _, k := range []struct {
+				to   map[string]replyOf[S]
+				kind replyKind
+				rs   []Reply[S]
+			}{{si.do, succeeded, s.Succeeded}, {si.do, failed, s.Failed}, {si.undo, compensated, s.Compensated}, {si.undo, compensationFailed, s.CompensationFailed}} {
+				for _, r := range k.rs {
+					k.to[r.name] = replyOf[S]{k.kind, r}
 				}
 			}
 			timeouts = timeouts || s.Timeout > 0 || s.CompensationTimeout > 0
@@ -236,14 +263,26 @@ func (m *Manager[S]) Stats() Stats {
 	}
 }
 
+// Limits of a saga's name and an instance's id, in bytes, that every
+// store keeps whole: [Register] refuses a longer name, [Manager.Start] a
+// longer id.
+const (
+	MaxNameLength = 100
+	MaxIDLength   = 200
+)
+
 // Start starts the instance id with state s: it stores it and sends the
-// commands of its first stage, together (through the outbox on SQL
-// stores). It returns [ErrExists] if the instance exists. Called in a
+// commands of its first stage, together through the outbox on SQL stores.
+// [MemoryStore] stores, then publishes: not atomically (a crash between
+// loses the commands). It returns [ErrExists] if the instance exists. Called in a
 // handler, the instance's first commands inherit the handled message's
 // correlation id.
 func (m *Manager[S]) Start(ctx context.Context, id string, s S) error {
 	if id == "" {
 		return fmt.Errorf("saga %q: start: empty id", m.def.Name)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("saga %q: start: id %.40q... is %d bytes, more than %d", m.def.Name, id, len(id), MaxIDLength)
 	}
 	now := time.Now().UTC()
 	in := &Instance{Saga: m.def.Name, ID: id, Status: Running, Created: now, Updated: now}
@@ -288,9 +327,13 @@ var ErrNotStuck = errors.New("saga: the instance does not need attention")
 
 // Resume sends the failed compensation of instance id again, after an
 // operator fixed its cause: the instance compensates on from there. It
-// returns [ErrNotStuck] if the instance is not [NeedsAttention]. The
-// command is sent with a new message id, so the participant's
-// deduplication does not take it for the failed one.
+// returns [ErrNotStuck] if the instance is not [NeedsAttention]. After a
+// CompensationFailed event the command is sent with a new message id, so
+// the participant's deduplication does not take it for the failed one;
+// after a CompensationTimeout (no answer) it is sent with the id of the
+// unanswered attempt, so that the participant applies it once even if that
+// attempt reaches it too. Resume and replaying the compensating command
+// from the poison queue (dead letters) are alternatives: use one.
 func (m *Manager[S]) Resume(ctx context.Context, id string) error {
 	return m.transition(ctx, id, func(t *txn[S]) error { return t.resume() })
 }
@@ -339,6 +382,11 @@ func (m *Manager[S]) onControl(msg *message.Message) ([]*message.Message, error)
 	id := msg.Metadata.Get(millrace.MetadataSagaID)
 	if id == "" {
 		return nil, millrace.Permanent(fmt.Errorf("saga %q: control message %s has no saga_id", m.def.Name, msg.UUID))
+	}
+	if name := msg.Metadata.Get(millrace.MetadataSagaName); name != "" && name != m.def.Name {
+		// Another saga's, on a control topic they share.
+		m.ignore(ctx, id, "", "control message of saga "+name)
+		return nil, nil
 	}
 	var err error
 	switch msg.Metadata.Get(millrace.MetadataType) {

@@ -237,23 +237,49 @@ func publishReply(h *frameworktest.Harness, topic string, e any, id, step string
 // cqrsName is e's message type.
 func cqrsName(e any) string { return framework.TypeName(e) }
 
-func TestSaga_TimeoutCompensatesAndALateReplyIsIgnored(t *testing.T) {
+func TestSaga_TimeoutCompensatesAndALateSuccessIsUndone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		o := newOrder(t, func(w *sagatest.World) { w.Behave("ship", sagatest.Silent) })
+		o := newOrder(t, func(w *sagatest.World) { w.Behave("charge", sagatest.Silent) })
 		o.start("o-1")
 		in := o.waitStatus("o-1", saga.Compensated)
-		if r := in.Step("ship"); r.Status != saga.StepTimedOut {
-			t.Errorf("ship is %s, want timed out", r.Status)
+		if r := in.Step("charge"); r.Status != saga.StepTimedOut {
+			t.Errorf("charge is %s, want timed out", r.Status)
 		}
 		if !strings.Contains(in.Reason, "no answer within 5s") {
 			t.Errorf("reason %q", in.Reason)
 		}
+		if slices.Contains(o.w.Applied("o-1"), "undo:charge") {
+			t.Fatal("charge was refunded before it succeeded")
+		}
+		// The charge did happen after all: the customer must be refunded.
+		publishReply(o.h, "payments.events", sagatest.PaymentCharged{ID: "o-1", PaymentID: "late"}, "o-1", "charge")
+		o.h.WaitUntil("the late charge to be refunded", func() bool {
+			_, in := o.instance("o-1")
+			return in.Step("charge").Status == saga.StepCompensated && in.Status == saga.Compensated
+		})
+		if applied := o.w.Applied("o-1"); !slices.Contains(applied, "undo:charge") {
+			t.Errorf("applied %v: no refund", applied)
+		}
+		// A duplicate of the late reply changes nothing more.
+		_, done := o.instance("o-1")
 		before := o.m.Stats().Ignored
+		publishReply(o.h, "payments.events", sagatest.PaymentCharged{ID: "o-1", PaymentID: "late"}, "o-1", "charge")
+		o.h.WaitUntil("the duplicate to be ignored", func() bool { return o.m.Stats().Ignored > before })
+		if _, after := o.instance("o-1"); after.Version != done.Version {
+			t.Errorf("the duplicate changed the instance: version %d -> %d", done.Version, after.Version)
+		}
+	})
+}
+
+func TestSaga_LateSuccessOfAStepWithoutCompensationFailsTheSaga(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newOrder(t, func(w *sagatest.World) { w.Behave("ship", sagatest.Silent) })
+		o.start("o-1")
+		o.waitStatus("o-1", saga.Compensated)
 		publishReply(o.h, "shipping.events", sagatest.ShippingScheduled{ID: "o-1", Tracking: "late"}, "o-1", "ship")
-		o.h.WaitUntil("the late reply to be ignored", func() bool { return o.m.Stats().Ignored > before })
-		s, after := o.instance("o-1")
-		if s.Tracking != "" || after.Version != in.Version || after.Status != saga.Compensated {
-			t.Errorf("the late reply changed the instance: %+v, version %d -> %d", s, in.Version, after.Version)
+		in := o.waitStatus("o-1", saga.Failed)
+		if r := in.Step("ship"); r.Status != saga.StepNotCompensable || !strings.Contains(in.Reason, "not undone: ship") {
+			t.Errorf("ship is %s, reason %q", r.Status, in.Reason)
 		}
 	})
 }
@@ -326,9 +352,12 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 		name string
 		how  sagatest.Behaviour
 		why  string
+		// ids is how many message ids the refund was sent with: after no
+		// answer, the resume reuses the unanswered one.
+		ids int
 	}{
-		{"refund fails in its handler and is poisoned", sagatest.Error, "no confirmation within 10s"},
-		{"refund answers that it failed", sagatest.Decline, "RefundFailed"},
+		{"refund fails in its handler and is poisoned", sagatest.Error, "no confirmation within 10s", 1},
+		{"refund answers that it failed", sagatest.Decline, "RefundFailed", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -338,23 +367,26 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 				})
 				o.start("o-1")
 				in := o.waitStatus("o-1", saga.NeedsAttention)
-				if !strings.Contains(in.Reason, tc.why) || !strings.Contains(in.Reason, "charge") {
-					t.Errorf("reason %q, want it to say %q about charge", in.Reason, tc.why)
+				if !strings.Contains(in.Attention, tc.why) || !strings.Contains(in.Attention, "charge") {
+					t.Errorf("attention %q, want it to say %q about charge", in.Attention, tc.why)
+				}
+				if !strings.Contains(in.Reason, "ship") {
+					t.Errorf("reason %q, want why it compensates: ship", in.Reason)
 				}
 				att := frameworktest.WaitPublished[saga.AttentionNeeded](o.h, "saga.attention", 1)
-				if att[0].Step != "charge" || att[0].Reason != in.Reason {
+				if att[0].Step != "charge" || att[0].Reason != in.Attention {
 					t.Errorf("attention event %+v", att[0])
 				}
 				var poisoned bool
 				for _, m := range o.h.Messages(o.h.PoisonTopic()) {
 					if m.Metadata.Get(millrace.MetadataPoisonHandler) == "saga.order" &&
-						m.Metadata.Get(millrace.MetadataPoisonReason) == in.Reason &&
+						m.Metadata.Get(millrace.MetadataPoisonReason) == in.Attention &&
 						m.Metadata.Get(millrace.MetadataPoisonTopic) == "payments.refund" {
 						poisoned = true
 					}
 				}
 				if !poisoned {
-					t.Errorf("the refund is not in the poison queue with the reason %q", in.Reason)
+					t.Errorf("the refund is not in the poison queue with the reason %q", in.Attention)
 				}
 				if err := o.m.Resume(context.Background(), "nobody"); err == nil {
 					t.Error("Resume of an unknown instance succeeded")
@@ -364,7 +396,11 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 				if err := o.m.Resume(context.Background(), "o-1"); err != nil {
 					t.Fatal(err)
 				}
-				o.waitStatus("o-1", saga.Compensated)
+				done := o.waitStatus("o-1", saga.Compensated)
+				ended := frameworktest.WaitPublished[saga.Ended](o.h, "saga.ended", 1)
+				if !strings.Contains(done.Reason, "ship") || ended[0].Reason != done.Reason || done.Attention != "" {
+					t.Errorf("ended with reason %q (event %q), attention %q: want why it compensated (ship)", done.Reason, ended[0].Reason, done.Attention)
+				}
 				if err := o.m.Resume(context.Background(), "o-1"); err == nil || !strings.Contains(err.Error(), "does not need attention") {
 					t.Errorf("second Resume: %v", err)
 				}
@@ -373,6 +409,15 @@ func TestSaga_CompensationFailureThenResume(t *testing.T) {
 				}
 				if tw := o.w.Twice(); len(tw) > 0 {
 					t.Errorf("applied twice: %v", tw)
+				}
+				var ids []string
+				for _, m := range o.h.Messages("payments.refund") {
+					if m.Metadata.Get(millrace.MetadataSagaID) == "o-1" && !slices.Contains(ids, m.UUID) {
+						ids = append(ids, m.UUID)
+					}
+				}
+				if len(ids) != tc.ids {
+					t.Errorf("the refund was sent with %d message ids, want %d", len(ids), tc.ids)
 				}
 			})
 		})
@@ -389,6 +434,16 @@ func TestSaga_ResumeRequestOnTheControlTopic(t *testing.T) {
 		o.waitStatus("o-1", saga.Compensating) // release has no failure event: it is retried, then poisoned
 		o.waitStatus("o-1", saga.NeedsAttention)
 		o.w.Behave("undo:reserve", sagatest.Succeed)
+		// A request for another saga sharing the control topic is not this
+		// one's.
+		before := o.m.Stats().Ignored
+		if err := o.h.App.PublishMessage(context.Background(), "saga.order", saga.ResumeMessage("invoice", "o-1")); err != nil {
+			t.Fatal(err)
+		}
+		o.h.WaitUntil("the other saga's request to be ignored", func() bool { return o.m.Stats().Ignored > before })
+		if _, in := o.instance("o-1"); in.Status != saga.NeedsAttention {
+			t.Fatalf("another saga's resume request resumed o-1: %s", in.Status)
+		}
 		if err := o.h.App.PublishMessage(context.Background(), "saga.order", saga.ResumeMessage("order", "o-1")); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"testing/synctest"
 
@@ -52,6 +53,32 @@ func TestSaga_StartedByAnEventOncePerInstance(t *testing.T) {
 		}
 		if st := m.Stats(); st.Started != 1 {
 			t.Errorf("%d started, want 1", st.Started)
+		}
+	})
+}
+
+func TestSaga_LongNameAndIDAreRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := frameworktest.New(t)
+		bus := cqrs.New(h.App)
+		def := func(name string) saga.Definition[Transfer] {
+			return saga.Definition[Transfer]{Name: name, Stages: []saga.Stage[Transfer]{saga.Step[Transfer]{
+				Name:           "debit",
+				Command:        saga.Send(func(t Transfer) Debit { return Debit{t.ID, t.Cents} }),
+				Succeeded:      []saga.Reply[Transfer]{saga.On[Transfer, Debited](nil)},
+				NoCompensation: true,
+			}}}
+		}
+		if _, err := saga.Register(bus, def(strings.Repeat("n", saga.MaxNameLength+1)), saga.NewMemoryStore()); err == nil || !strings.Contains(err.Error(), "more than 100") {
+			t.Errorf("a name of 101 bytes: %v", err)
+		}
+		m, err := saga.Register(bus, def("long"), saga.NewMemoryStore())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Start()
+		if err := m.Start(context.Background(), strings.Repeat("i", saga.MaxIDLength+1), Transfer{}); err == nil || !strings.Contains(err.Error(), "more than 200") {
+			t.Errorf("an id of 201 bytes: %v", err)
 		}
 	})
 }

@@ -108,10 +108,6 @@ func emit[S, E any](t *txn[S], e E, kind string) {
 // when the participant did not keep the saga entries).
 func (t *txn[S]) reply(typ, step string, e any) {
 	in := t.in
-	if in.Status.Final() {
-		t.ignore(step, fmt.Sprintf("%s for a saga that ended %s", typ, in.Status))
-		return
-	}
 	si := t.m.byName[step]
 	if step == "" {
 		// Without a step: the one waiting step this type answers.
@@ -130,20 +126,29 @@ func (t *txn[S]) reply(typ, step string, e any) {
 		t.ignore(step, fmt.Sprintf("%s names step %q, which the saga does not have", typ, step))
 		return
 	}
-	kind, ok := si.kinds[typ]
+	r := t.rec(si)
+	ro, ok := si.answer(typ, r.Status)
+	late := ok && ro.kind == succeeded && r.Status == StepTimedOut
+	if in.Status.Final() && !late {
+		t.ignore(step, fmt.Sprintf("%s for a saga that ended %s", typ, in.Status))
+		return
+	}
 	if !ok {
 		t.ignore(step, fmt.Sprintf("%s does not answer step %s", typ, si.Name))
 		return
 	}
-	r := t.rec(si)
-	switch kind {
+	if late {
+		t.lateSuccess(si, ro, e)
+		return
+	}
+	switch ro.kind {
 	case succeeded, failed:
 		if r.Status != StepPending {
 			t.ignore(si.Name, fmt.Sprintf("%s: step is %s (a duplicate, or a reply after its timeout)", typ, orWaiting(r.Status)))
 			return
 		}
-		si.records[typ].record(&t.state, e)
-		if kind == succeeded {
+		ro.record(&t.state, e)
+		if ro.kind == succeeded {
 			r.Status = StepSucceeded
 			r.Order = t.nextOrder()
 			t.record(si.Name, "succeeded", "")
@@ -157,7 +162,7 @@ func (t *txn[S]) reply(typ, step string, e any) {
 			t.ignore(si.Name, fmt.Sprintf("%s: step is %s, not compensating (a duplicate)", typ, orWaiting(r.Status)))
 			return
 		}
-		si.records[typ].record(&t.state, e)
+		ro.record(&t.state, e)
 		r.Status = StepCompensated
 		t.record(si.Name, "compensated", "")
 		in.Status = Compensating
@@ -168,8 +173,33 @@ func (t *txn[S]) reply(typ, step string, e any) {
 			t.ignore(si.Name, fmt.Sprintf("%s: step is %s, not compensating (a duplicate)", typ, orWaiting(r.Status)))
 			return
 		}
-		si.records[typ].record(&t.state, e)
+		ro.record(&t.state, e)
 		t.needsAttention(si, "compensation failed", fmt.Sprintf("compensation of step %s failed: %s", si.Name, typ))
+	}
+}
+
+// lateSuccess applies a Succeeded event of step si that came after its
+// timeout: the step did complete, so it is undone like the others. It is
+// the newest completed step, so its compensation is the next one sent:
+// at once if none is in flight (the saga runs, or it ended and compensates
+// again), after the one in flight otherwise.
+func (t *txn[S]) lateSuccess(si *stepInfo[S], ro replyOf[S], e any) {
+	in := t.in
+	r := t.rec(si)
+	ro.record(&t.state, e)
+	r.Status = StepSucceeded
+	r.Order = t.nextOrder()
+	t.record(si.Name, "succeeded", "after its timeout")
+	switch {
+	case in.Status == Running:
+		t.settleStage() // the stage failed already: it compensates
+	case in.Status.Final():
+		in.Undo = append(in.Undo[:in.UndoAt:in.UndoAt], si.Name)
+		in.Status = Compensating
+		t.record("", "compensating", "step "+si.Name+" succeeded after its timeout")
+		t.nextUndo()
+	default: // compensating, or needs attention: after the one in flight
+		in.Undo = slices.Insert(in.Undo, min(in.UndoAt+1, len(in.Undo)), si.Name)
 	}
 }
 
@@ -221,7 +251,7 @@ func (t *txn[S]) settleStage() {
 	if in.Status != Running {
 		return
 	}
-	ok := true
+	ok := in.Reason == "" // a step that timed out and then succeeded
 	for _, si := range t.m.stages[in.Stage] {
 		switch t.rec(si).Status {
 		case StepPending:
@@ -310,7 +340,7 @@ func (t *txn[S]) needsAttention(si *stepInfo[S], what, reason string) {
 	r := t.rec(si)
 	r.Status = StepCompensationFailed
 	in.Status = NeedsAttention
-	in.Reason = reason
+	in.Attention = reason
 	t.record(si.Name, what, reason)
 	t.record("", "needs attention", reason)
 	topic, group, msg, err := si.Compensation.build(t.m.bus, t.state)
@@ -347,9 +377,39 @@ func (t *txn[S]) resume() error {
 	}
 	si := t.m.byName[in.Undo[in.UndoAt]]
 	in.Status = Compensating
+	in.Attention = ""
+	if t.lastOutcome(si.Name) == "compensation timed out" {
+		// No answer: the participant may have it yet (or in its dead
+		// letters). The same message id lets its deduplication take this
+		// send and that one as one.
+		t.record(si.Name, "resumed", "sent again with the same message id: it was not answered")
+		t.compensateAgain(si)
+		return nil
+	}
 	t.record(si.Name, "resumed", "")
 	t.compensate(si)
 	return nil
+}
+
+// lastOutcome is how the newest compensation attempt of step ended in the
+// history: "compensation timed out" or "compensation failed" (or "").
+func (t *txn[S]) lastOutcome(step string) string {
+	for _, e := range slices.Backward(t.in.History) {
+		if e.Step == step && (e.What == "compensation timed out" || e.What == "compensation failed") {
+			return e.What
+		}
+	}
+	return ""
+}
+
+// compensateAgain sends si's compensation attempt again, with its id.
+func (t *txn[S]) compensateAgain(si *stepInfo[S]) {
+	r := t.rec(si)
+	r.Status = StepCompensating
+	t.send(si, si.Compensation, true, r.Attempt)
+	if si.CompensationTimeout > 0 {
+		t.timeouts = append(t.timeouts, pendingTimeout{timeoutMsg{Step: si.Name, Undo: true, Attempt: r.Attempt}, si.CompensationTimeout})
+	}
 }
 
 // end finishes the instance with status and announces it.

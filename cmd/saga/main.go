@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -123,7 +124,10 @@ func (c command) run(ctx context.Context, args, env []string, stdout, stderr io.
 	store, closeDB, err := openStore(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "saga:", err)
-		return exitUsage
+		if errors.As(err, new(usageError)) {
+			return exitUsage
+		}
+		return exitFail // the database's
 	}
 	defer closeDB()
 	switch sub {
@@ -156,10 +160,14 @@ func knownStatus(s saga.Status) bool {
 	return false
 }
 
-// openStore opens the store the options name, read-only.
+// usageError is an error in the command line, not the database's.
+type usageError struct{ error }
+
+// openStore opens the store the options name, read-only: it creates no
+// table, and a missing one is an error naming it.
 func openStore(ctx context.Context, o options) (*sagasql.Store, func(), error) {
 	if o.dsn == "" {
-		return nil, nil, errors.New("-dsn: no DSN given (nor $SAGA_DSN)")
+		return nil, nil, usageError{errors.New("-dsn: no DSN given (nor $SAGA_DSN)")}
 	}
 	dialect, driver := outbox.Postgres, "pgx"
 	switch {
@@ -167,14 +175,18 @@ func openStore(ctx context.Context, o options) (*sagasql.Store, func(), error) {
 		dialect, driver = outbox.MySQL, "mysql"
 	case o.dialect == "", o.dialect == "postgres":
 	default:
-		return nil, nil, fmt.Errorf("-dialect %q: must be postgres or mysql", o.dialect)
+		return nil, nil, usageError{fmt.Errorf("-dialect %q: must be postgres or mysql", o.dialect)}
 	}
 	db, err := sql.Open(driver, o.dsn)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-dsn: %w", err)
+		return nil, nil, usageError{fmt.Errorf("-dsn: %w", err)}
 	}
 	cfg := sagasql.DefaultConfig(dialect)
 	cfg.TablePrefix = o.prefix
+	if err := cfg.Validate(); err != nil {
+		_ = db.Close()
+		return nil, nil, usageError{err}
+	}
 	store, err := sagasql.New(ctx, db, cfg, nil)
 	if err != nil {
 		_ = db.Close()
@@ -200,7 +212,7 @@ func list(ctx context.Context, w io.Writer, store *sagasql.Store, o options) err
 			return err
 		}
 		for _, in := range ins {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", in.Saga, in.ID, in.Status, in.Version, in.Updated.Format(time.RFC3339), in.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", in.Saga, in.ID, in.Status, in.Version, in.Updated.Format(time.RFC3339), cmp.Or(in.Attention, in.Reason))
 		}
 	}
 	return tw.Flush()
@@ -214,6 +226,9 @@ func show(ctx context.Context, w io.Writer, store *sagasql.Store, name, id strin
 	}
 	fmt.Fprintf(w, "saga     %s\nid       %s\nstatus   %s\nversion  %d\ncreated  %s\nupdated  %s\n",
 		in.Saga, in.ID, in.Status, in.Version, in.Created.Format(time.RFC3339Nano), in.Updated.Format(time.RFC3339Nano))
+	if in.Attention != "" {
+		fmt.Fprintf(w, "attention %s\n", in.Attention)
+	}
 	if in.Reason != "" {
 		fmt.Fprintf(w, "reason   %s\n", in.Reason)
 	}

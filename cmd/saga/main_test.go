@@ -103,6 +103,19 @@ func TestCLI_ListShowResume(t *testing.T) {
 		return out.String(), errs.String(), code
 	}
 
+	// A mistyped prefix: an error naming the table, exit 1, nothing made.
+	var bad bytes.Buffer
+	if code := c.run(context.Background(), []string{"-dsn", pgDSN, "-table-prefix", prefix + "typo_", "list"}, nil, &bytes.Buffer{}, &bad); code != exitFail || !strings.Contains(bad.String(), prefix+"typo_saga") {
+		t.Errorf("list with a mistyped prefix: exit %d, %q; want 1 naming the table", code, bad.String())
+	}
+	if db, err := sql.Open("pgx", pgDSN); err == nil {
+		var n int
+		_ = db.QueryRow(`SELECT count(*) FROM information_schema.tables WHERE table_name = $1`, prefix+"typo_saga").Scan(&n)
+		_ = db.Close()
+		if n != 0 {
+			t.Errorf("the read-only CLI created table %ssaga", prefix+"typo_")
+		}
+	}
 	out, errs, code := cli("list")
 	if code != exitOK || !strings.Contains(out, "o-ok") || !strings.Contains(out, "completed") || !strings.Contains(out, "needs_attention") {
 		t.Errorf("list: %d %q %q", code, out, errs)

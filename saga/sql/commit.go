@@ -4,13 +4,16 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/millrace/millrace/cqrs/outbox"
 	"github.com/millrace/millrace/saga"
@@ -32,9 +35,13 @@ const (
 // INSERT), then the winners' messages, a statement per topic. A batch
 // holds one save per instance (a later one waits for the next batch) and
 // writes its rows in instance order, so that batches never deadlock one
-// another. When a batch fails as a whole (the database refused a
-// statement, or the commit), each of its saves is committed again on its
-// own, so that one save's failure is that save's only.
+// another (the database may still pick one as a deadlock victim: that
+// save fails, and its handler retries). When the database refuses a
+// statement of a batch, each of its saves is committed again on its own,
+// so that one save's failure is that save's only; when the database does
+// not answer in time or the connection fails, every save of the batch
+// fails with that error at once. A Save waits at most Config.CallTimeout
+// (or its ctx).
 type committer struct {
 	mu      sync.Mutex
 	queue   []*saveReq
@@ -65,11 +72,16 @@ func (c *committer) save(ctx context.Context, s *Store, r *saveReq) error {
 		go c.run(s)
 	}
 	c.mu.Unlock()
+	wait, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	select {
 	case <-r.done:
 		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("saga/sql: save %s: not committed within %s (Config.CallTimeout); it may still commit: %w", r.in.ID, s.cfg.CallTimeout, context.DeadlineExceeded)
 	}
 }
 
@@ -141,19 +153,35 @@ func (s *Store) commitBatch(batch []*saveReq) {
 		}
 		return nil
 	})
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil {
-		if len(batch) > 1 {
+		if len(batch) > 1 && !timedOut && !connectionError(err) {
+			// A statement refused: find whose, each save on its own.
 			for _, r := range batch {
 				s.commitBatch([]*saveReq{r})
 			}
 			return
 		}
-		batch[0].err = s.failed(ctx, "save "+batch[0].in.ID, err)
+		// No answer, or no connection: again save by save would only
+		// wait again, each its own CallTimeout.
+		if timedOut {
+			err = fmt.Errorf("no answer within %s (Config.CallTimeout): %w", s.cfg.CallTimeout, err)
+		}
+		for _, r := range batch {
+			r.err = fmt.Errorf("saga/sql: save %s (in a batch of %d): %w", r.in.ID, len(batch), err)
+		}
 	}
 	for _, r := range batch {
 		close(r.done)
 	}
+}
+
+// connectionError reports whether err is a lost or refused connection,
+// not a statement the database refused.
+func connectionError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &ne)
 }
 
 // writeAll writes batch on PostgreSQL in two statements, one INSERT of
@@ -246,6 +274,10 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, r *saveReq) error {
 	in := r.in
 	if r.expected == 0 {
 		res, err := tx.ExecContext(ctx, s.q.insert, in.Saga, in.ID, string(in.Status), in.Version, r.data, in.Created, in.Updated)
+		var my *mysql.MySQLError
+		if errors.As(err, &my) && my.Number == 1062 { // duplicate key
+			return saga.ErrExists
+		}
 		if err != nil {
 			return err
 		}

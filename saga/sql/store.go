@@ -80,7 +80,8 @@ var _ saga.Store = (*Store)(nil)
 // New returns the store in db, configured by cfg, and creates its table if
 // it does not exist. ob is the outbox, in the same database, that the
 // messages of each transition are written to; with ob nil the store only
-// reads (for tools such as cmd/saga) and Save fails.
+// reads (for tools such as cmd/saga), Save fails, and New creates nothing
+// (it needs no DDL rights): a missing table is an error naming it.
 func New(ctx context.Context, db *sql.DB, cfg Config, ob *outbox.Outbox) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -91,6 +92,14 @@ func New(ctx context.Context, db *sql.DB, cfg Config, ob *outbox.Outbox) (*Store
 	s := &Store{db: db, ob: ob, cfg: cfg, q: newQueries(cfg.Dialect, cfg.TablePrefix+"saga")}
 	ctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	defer cancel()
+	if ob == nil {
+		rows, err := db.QueryContext(ctx, s.q.exists, "", "")
+		if err != nil {
+			return nil, s.failed(ctx, "read table "+cfg.TablePrefix+"saga (is Config.TablePrefix right?)", err)
+		}
+		_ = rows.Close()
+		return s, nil
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.failed(ctx, "create table", err)
@@ -240,7 +249,7 @@ func newQueries(d outbox.Dialect, table string) queries {
 				INDEX ` + table + `_status (saga, status, created_at)
 			)`},
 			load:       `SELECT data, version FROM ` + t + ` WHERE saga = ? AND id = ?`,
-			insert:     `INSERT IGNORE INTO ` + t + ` (saga, id, status, version, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			insert:     `INSERT INTO ` + t + ` (saga, id, status, version, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			update:     `UPDATE ` + t + ` SET status = ?, version = ?, data = ?, updated_at = ? WHERE saga = ? AND id = ? AND version = ?`,
 			exists:     `SELECT 1 FROM ` + t + ` WHERE saga = ? AND id = ?`,
 			listAll:    `SELECT data, version FROM ` + t + ` WHERE saga = ? ORDER BY created_at, id`,

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		run  func(t *testing.T, s Subject)
 	}{
 		{"CreateLoad", createLoad},
+		{"LongIDNeverTruncated", longID},
 		{"SaveAtVersion", saveAtVersion},
 		{"ConcurrentSavesOneWins", concurrentSaves},
 		{"ConcurrentSavesOfManyInstances", concurrentMany},
@@ -79,6 +81,37 @@ func instance(name, id string, version int64, status saga.Status) *saga.Instance
 }
 
 func publishNothing(context.Context, []saga.Outgoing) error { return nil }
+
+// longID: an instance with the longest id is kept whole, and one with a
+// longer id is refused or kept whole, never cut (a cut one is lost).
+func longID(t *testing.T, s Subject) {
+	ctx := context.Background()
+	name := fresh()
+	for _, n := range []int{saga.MaxIDLength, saga.MaxIDLength + 1} {
+		id := strings.Repeat("x", n)
+		err := s.Store.Save(ctx, instance(name, id, 1, saga.Running), 0, nil, publishNothing)
+		if err != nil && n <= saga.MaxIDLength {
+			t.Fatalf("id of %d bytes: %v", n, err)
+		}
+		if err != nil {
+			continue
+		}
+		if _, err := s.Store.Load(ctx, name, id); err != nil {
+			t.Errorf("id of %d bytes saved, then: %v", n, err)
+		}
+	}
+	// Not stored cut: a saga with the id cut to the limit does not exist.
+	if _, err := s.Store.Load(ctx, fresh(), strings.Repeat("x", saga.MaxIDLength)); !errors.Is(err, saga.ErrNotFound) {
+		t.Errorf("Load of another saga: %v, want ErrNotFound", err)
+	}
+	other := fresh()
+	long := strings.Repeat("y", saga.MaxIDLength+1)
+	if err := s.Store.Save(ctx, instance(other, long, 1, saga.Running), 0, nil, publishNothing); err == nil {
+		if _, err := s.Store.Load(ctx, other, long[:saga.MaxIDLength]); !errors.Is(err, saga.ErrNotFound) {
+			t.Errorf("the id of %d bytes was stored cut to %d", len(long), saga.MaxIDLength)
+		}
+	}
+}
 
 func createLoad(t *testing.T, s Subject) {
 	ctx := context.Background()
